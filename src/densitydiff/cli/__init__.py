@@ -1,0 +1,78 @@
+"""The `densitydiff` command: a typer app whose groups live one per module.
+
+Kept light so `--help` answers fast: torch, lightning and diffusers are imported inside the
+commands that need them. `main()` turns user errors into one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from densitydiff.cli import maps as _maps
+from densitydiff.errors import InputError
+
+app = typer.Typer(
+    name="densitydiff",
+    help="Deep generative models of 3-D electron density (map sharpening, cryo-EM priors).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Deep generative models of 3-D electron density. Run a command with --help for examples."""
+
+
+_maps.register(app)
+
+
+def _cli_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(exit, abort, usage-error) classes of typer, and of click where typer still uses it."""
+    exits: list[type] = [typer.Exit]
+    aborts: list[type] = [typer.Abort]
+    usage: list[type] = [typer.exceptions.TyperException]
+    try:
+        import click
+
+        exits.append(click.exceptions.Exit)
+        aborts.append(click.exceptions.Abort)
+        usage.append(click.exceptions.ClickException)
+    except ImportError:
+        pass
+    return tuple(exits), tuple(aborts), tuple(usage)
+
+
+def _user_error(message: str) -> int:
+    print(f"densitydiff: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 ok, 2 bad input)."""
+    exits, aborts, usage = _cli_exceptions()
+    try:
+        result = app(args=argv, standalone_mode=False, prog_name="densitydiff")
+    except exits as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except aborts:
+        print("densitydiff: aborted", file=sys.stderr)
+        return 130
+    except usage as exc:
+        exc.show()
+        return 2
+    except InputError as exc:
+        return _user_error(str(exc))
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        return _user_error(f"{exc.strerror}: {exc.filename}")
+    except MemoryError:
+        return _user_error("out of memory; try a smaller --batch-size or tile size")
+    except RuntimeError as exc:
+        if "out of memory" in str(exc).lower():
+            return _user_error("out of GPU memory; try a smaller --batch-size or tile size")
+        raise
+    return int(result) if isinstance(result, int) else 0
