@@ -16,6 +16,7 @@ import numpy as np
 from densitydiff.errors import InputError
 
 MAP_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrcs")
+READABLE_SUFFIXES = (*MAP_SUFFIXES, ".mtz")
 
 
 def _triple(value, name: str) -> tuple[float, float, float]:
@@ -30,6 +31,8 @@ class DensityMap:
     """A 3-D map: `array` (z, y, x) float32, `voxel_size` (Å, per axis, z y x), `origin` (Å, z y x).
 
     `unit_cell` is set for crystallographic maps (a, b, c, alpha, beta, gamma) and kept on write.
+    Then the array's (z, y, x) axes are the cell's (c, b, a) axes; for a non-orthogonal cell
+    they are not Cartesian (see `is_orthogonal`, `require_orthogonal`).
     """
 
     array: np.ndarray
@@ -56,6 +59,13 @@ class DensityMap:
         """True when all three voxel edges are equal (to 1e-4 relative)."""
         v = np.asarray(self.voxel_size)
         return bool(np.allclose(v, v[0], rtol=1e-4, atol=0))
+
+    @property
+    def is_orthogonal(self) -> bool:
+        """True unless the map lies on a unit cell with an angle other than 90 degrees."""
+        if self.unit_cell is None:
+            return True
+        return bool(np.allclose(self.unit_cell[3:6], 90.0, atol=1e-3))
 
     @property
     def is_cubic(self) -> bool:
@@ -89,6 +99,15 @@ class DensityMap:
             )
         return self.voxel_size[0]
 
+    def require_orthogonal(self, what: str = "this operation") -> None:
+        """Raise a clear error when the grid axes are skewed cell axes (non-orthogonal cell)."""
+        if not self.is_orthogonal:
+            raise InputError(
+                f"{what} needs orthogonal axes, this map lies on the non-orthogonal cell "
+                f"{self.unit_cell} (axes are the cell axes c, b, a); interpolate it onto an "
+                "orthogonal box first (e.g. gemmi)"
+            )
+
 
 def _suffix(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes]
@@ -97,18 +116,35 @@ def _suffix(path: Path) -> str:
     return suffixes[-1] if suffixes else ""
 
 
-def read_map(path: str | os.PathLike) -> DensityMap:
-    """Read an MRC/CCP4 map (.mrc .map .ccp4 .mrcs, optionally .gz), or an MTZ's FWT/PHWT map."""
+def read_map(
+    path: str | os.PathLike,
+    *,
+    f: str | None = None,
+    phi: str | None = None,
+    sample_rate: float | None = None,
+    voxel_size: float | tuple[float, float, float] | None = None,
+) -> DensityMap:
+    """Read an MRC/CCP4 map (.mrc .map .ccp4 .mrcs, optionally .gz), or a map from an MTZ.
+
+    The keywords apply to MTZ files only (amplitude/phase columns, default FWT/PHWT, and the
+    sampling; see `densitydiff.formats.mtz.read_mtz_map`).
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such file: {path}")
     suffix = _suffix(path)
+    options = {"f": f, "phi": phi, "sample_rate": sample_rate, "voxel_size": voxel_size}
+    options = {key: value for key, value in options.items() if value is not None}
     if suffix == ".mtz":
         from densitydiff.formats.mtz import read_mtz_map
 
-        return read_mtz_map(path)
+        return read_mtz_map(path, **options)
+    if options:
+        raise InputError(f"{path}: {sorted(options)} apply to MTZ files only")
     if suffix not in MAP_SUFFIXES:
-        raise InputError(f"{path}: unknown map format {suffix!r}; expected one of {MAP_SUFFIXES}")
+        raise InputError(
+            f"{path}: unknown map format {suffix!r}; expected one of {READABLE_SUFFIXES}"
+        )
     from densitydiff.formats.mrc import read_mrc
 
     return read_mrc(path)

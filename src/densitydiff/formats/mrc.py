@@ -1,11 +1,21 @@
-"""MRC2014 / CCP4 maps through mrcfile, keeping voxel size, origin and axis order.
+"""MRC2014 / CCP4 maps through mrcfile (gemmi for crystallographic maps), keeping the geometry.
 
-Origin follows ChimeraX: the MRC2014 ORIGIN field when it is non-zero, otherwise
-nstart * voxel size. Axis order: the file's MAPC/MAPR/MAPS are undone so arrays are (z, y, x).
+Geometry follows ChimeraX's MRC reader (map_data/mrc/mrc_format.py):
+- axis order: the file's MAPC/MAPR/MAPS are undone, so arrays are (z, y, x); an invalid
+  permutation is read as 1/2/3, as ChimeraX does;
+- origin: the MRC2000/2014 ORIGIN field when it is non-zero and usable (finite, not so large that
+  one voxel step vanishes in float32), otherwise nstart * voxel size with (NCSTART, NRSTART,
+  NSSTART) mapped through MAPC/MAPR/MAPS; nstart values larger than 10x the grid are taken as
+  uninitialised (origin 0). ChimeraX reads ORIGIN only for `.mrc` files; we read it for every
+  extension and write both fields so they agree (see `write_mrc`);
+- voxel size: cell edge / (MX, MY, MZ).
+Crystallographic maps (space group 2-230 in ISPG) are expanded to the full unit cell by symmetry
+with gemmi; cryo-EM maps (ISPG 0 or 1) are kept as stored.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,67 +25,170 @@ from densitydiff.errors import InputError
 from densitydiff.maps import DensityMap
 
 
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _is_stack_name(path: Path) -> bool:
+    return path.name.lower().removesuffix(".gz").endswith(".mrcs")
+
+
+def _axis_order(mapc: int, mapr: int, maps: int) -> tuple[int, int, int]:
+    axes = (mapc, mapr, maps)
+    return axes if sorted(axes) == [1, 2, 3] else (1, 2, 3)
+
+
 def read_mrc(path: str | Path) -> DensityMap:
-    """Read one MRC/CCP4 file (gzip detected by mrcfile) into a `DensityMap`."""
+    """Read one MRC/CCP4 file (gzip detected from the content) into a `DensityMap`."""
     import mrcfile
 
     path = Path(path)
     try:
-        with mrcfile.open(path, mode="r", permissive=False) as mrc:
-            header = mrc.header
-            data = np.asarray(mrc.data)
-            voxel_xyz = np.array(
-                [mrc.voxel_size.x, mrc.voxel_size.y, mrc.voxel_size.z], dtype=float
-            )
-            axes_crs = (int(header.mapc), int(header.mapr), int(header.maps))
-            nstart_crs = (int(header.nxstart), int(header.nystart), int(header.nzstart))
-            origin_field = np.array(
-                [header.origin.x, header.origin.y, header.origin.z], dtype=float
-            )
-            cell = tuple(float(v) for v in header.cella.tolist()) + tuple(
-                float(v) for v in header.cellb.tolist()
-            )
-            space_group = int(header.ispg)
-    except (ValueError, OSError, EOFError) as err:
-        raise InputError(f"{path}: not a readable MRC/CCP4 map ({err})") from None
-    if data is None or data.ndim not in (2, 3):
-        shape = getattr(data, "shape", None)
-        raise InputError(f"{path}: expected a 3-D map, got data of shape {shape}")
-    if data.ndim == 2:
+        mrc = mrcfile.open(path, mode="r", permissive=False)
+    except (ValueError, OSError, EOFError, MemoryError) as err:
+        raise InputError(f"{path}: not a readable MRC/CCP4 map ({_one_line(err)})") from None
+    with mrc:
+        header = mrc.header
+        space_group = int(header.ispg)
+        if 2 <= space_group <= 230:
+            return read_crystallographic_ccp4(path)
+        data = np.asarray(mrc.data)
+        voxel_xyz = np.array([mrc.voxel_size.x, mrc.voxel_size.y, mrc.voxel_size.z], float)
+        axes_crs = _axis_order(int(header.mapc), int(header.mapr), int(header.maps))
+        nstart_crs = (int(header.nxstart), int(header.nystart), int(header.nzstart))
+        cell_edges = np.array([header.cella.x, header.cella.y, header.cella.z], float)
+        angles = np.array([header.cellb.alpha, header.cellb.beta, header.cellb.gamma], float)
+        origin_field = np.array([header.origin.x, header.origin.y, header.origin.z], np.float32)
+        m_xyz = np.array([header.mx, header.my, header.mz], float)
+        is_stack = bool(mrc.is_image_stack()) or _is_stack_name(path)
+    if data.ndim == 2 and is_stack:
         data = data[None]
-    if sorted(axes_crs) != [1, 2, 3]:
-        raise InputError(f"{path}: invalid axis order MAPC/MAPR/MAPS = {axes_crs}")
-    # data axes are (section, row, column); the spatial axis of each is (maps, mapr, mapc).
+    if data.ndim == 2:
+        raise InputError(
+            f"{path}: is a 2-D image ({data.shape[0]} x {data.shape[1]}), not a 3-D map"
+        )
+    if data.ndim != 3:
+        raise InputError(f"{path}: expected a 3-D map, got data of shape {data.shape}")
+    # data axes are (section, row, column); their spatial axes are (maps, mapr, mapc).
     spatial = (axes_crs[2], axes_crs[1], axes_crs[0])
     perm = [spatial.index(3), spatial.index(2), spatial.index(1)]
     array = np.transpose(data, perm).astype(np.float32)
     if not np.all(np.isfinite(array)):
-        raise InputError(f"{path}: the map contains NaN or infinite values")
-    nstart_xyz = np.zeros(3)
-    for start, axis in zip(nstart_crs, axes_crs):
-        nstart_xyz[axis - 1] = start
-    if np.any(voxel_xyz <= 0):
-        voxel_xyz = np.ones(3)
-    origin_xyz = origin_field if np.any(origin_field != 0) else nstart_xyz * voxel_xyz
-    unit_cell = cell if space_group >= 1 else None
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        raise InputError(f"{path}: the map contains {bad} NaN or infinite values")
+    if not np.all(np.isfinite(voxel_xyz)) or np.any(voxel_xyz <= 0):
+        voxel_xyz = np.ones(3)  # no usable cell: ChimeraX also falls back to 1 Å
+    if is_stack:
+        voxel_xyz[2] = voxel_xyz[0]  # a stack's third axis is the image index: pixel size
+    origin_xyz = _origin_xyz(origin_field, nstart_crs, axes_crs, voxel_xyz, m_xyz, data.shape)
+    unit_cell = None
+    box_xyz = np.array(array.shape[::-1], float) * voxel_xyz
+    if not is_stack and (
+        not np.allclose(angles, 90.0, atol=1e-3)
+        or (space_group == 1 and not np.allclose(cell_edges, box_xyz, rtol=1e-4, atol=1e-3))
+    ):
+        unit_cell = tuple(float(v) for v in (*cell_edges, *angles))
     return DensityMap(array, voxel_xyz[::-1], origin_xyz[::-1], unit_cell)
 
 
+def _origin_xyz(origin_field, nstart_crs, axes_crs, voxel_xyz, m_xyz, shape) -> np.ndarray:
+    """ChimeraX's rule: ORIGIN if non-zero and usable, else nstart (through MAPC/R/S) * step."""
+    step32 = voxel_xyz.astype(np.float32)
+    usable = np.all(np.isfinite(origin_field)) and not np.any(origin_field + step32 == origin_field)
+    if np.any(origin_field != 0) and usable:
+        return origin_field.astype(float)
+    nstart_xyz = np.zeros(3)
+    for start, axis in zip(nstart_crs, axes_crs):
+        nstart_xyz[axis - 1] = start
+    if np.any(np.abs(nstart_xyz) > 10 * max(*m_xyz, *shape)):
+        return np.zeros(3)  # uninitialised nstart
+    return nstart_xyz * voxel_xyz
+
+
+def read_crystallographic_ccp4(path: str | Path) -> DensityMap:
+    """Expand a CCP4 map with space-group symmetry to the full unit cell (gemmi), axes a, b, c.
+
+    The array's (z, y, x) axes are the cell's (c, b, a) axes, voxel size = edge / grid points,
+    origin 0 and `unit_cell` set. For a non-orthogonal cell the axes are not Cartesian:
+    (origin + index * voxel_size) / edges gives fractional coordinates, not Å positions.
+    """
+    import gemmi
+
+    path = Path(path)
+    try:
+        ccp4 = gemmi.read_ccp4_map(str(path), setup=False)
+        ccp4.setup(float("nan"), gemmi.MapSetup.Full)
+    except (RuntimeError, ValueError, OSError, MemoryError) as err:
+        raise InputError(f"{path}: not a readable CCP4 map ({_one_line(err)})") from None
+    grid = ccp4.grid
+    array = np.array(grid, dtype=np.float32, copy=True).transpose(2, 1, 0)  # (u,v,w) -> (w,v,u)
+    missing = int(np.count_nonzero(np.isnan(array)))
+    if missing:
+        raise InputError(
+            f"{path}: {missing} of {array.size} unit-cell grid points are not covered by the "
+            "map or its symmetry mates (or the map holds NaN)"
+        )
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"{path}: the map contains infinite values")
+    cell = grid.unit_cell
+    edges = np.array([cell.a, cell.b, cell.c])
+    voxel_xyz = edges / np.array([grid.nu, grid.nv, grid.nw])
+    unit_cell = (cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma)
+    return DensityMap(array, voxel_xyz[::-1], (0.0, 0.0, 0.0), unit_cell)
+
+
+def _cell_sampling(density: DensityMap) -> tuple[np.ndarray, np.ndarray] | None:
+    """(cell edges a b c, grid points per edge) when the voxel size divides the cell, else None."""
+    if density.unit_cell is None:
+        return None
+    edges = np.array(density.unit_cell[:3], float)
+    n = edges / np.array(density.voxel_size[::-1])
+    if np.allclose(n, np.round(n), atol=1e-3) and np.all(np.round(n) >= 1):
+        return edges, np.round(n).astype(int)
+    return None
+
+
 def write_mrc(path: str | Path, density: DensityMap) -> None:
-    """Write MRC2014, float32, MAPC/MAPR/MAPS = 1/2/3, ORIGIN set and nstart 0; atomically."""
+    """Write MRC2014 float32 with MAPC/MAPR/MAPS = 1/2/3, atomically; `.gz` compresses.
+
+    ORIGIN holds the origin; nstart holds origin / voxel size too when that is a whole number, so
+    ChimeraX (which ignores ORIGIN in .map/.ccp4 files) places the map the same way. `.mrcs`
+    sets the image-stack flag. A `unit_cell` is kept (as a P1 cell) when the voxel size divides it.
+    """
     import mrcfile
 
     path = Path(path)
     compression = "gzip" if path.suffix.lower() == ".gz" else None
-    is_stack = path.name.lower().removesuffix(".gz").endswith(".mrcs")
+    is_stack = _is_stack_name(path)
+    vz, vy, vx = density.voxel_size
+    oz, oy, ox = density.origin
+    ratio = np.array([ox / vx, oy / vy, oz / vz])
+    whole = np.allclose(ratio, np.round(ratio), atol=1e-4) and np.all(np.abs(ratio) < 2**30)
+    nstart = np.round(ratio).astype(int) if whole else np.zeros(3, int)
+    sampling = None if is_stack else _cell_sampling(density)
+    if density.unit_cell is not None and sampling is None and not density.is_orthogonal:
+        raise InputError(
+            f"{path}: cannot write a map on a non-orthogonal cell whose voxel size "
+            f"{density.voxel_size} does not divide the cell {density.unit_cell}"
+        )
+    if not whole and path.name.lower().removesuffix(".gz").endswith((".map", ".ccp4")):
+        warnings.warn(
+            f"{path}: origin {density.origin} is not a whole number of voxels; ChimeraX ignores "
+            "ORIGIN in .map/.ccp4 files and will place this map at 0 (write .mrc instead)",
+            stacklevel=3,
+        )
     with atomic_path(path) as tmp:
         with mrcfile.new(tmp, overwrite=True, compression=compression) as mrc:
             mrc.set_data(density.array.astype(np.float32, copy=False))
             if is_stack:
                 mrc.set_image_stack()
-            vz, vy, vx = density.voxel_size
-            mrc.voxel_size = (vx, vy, vz)
-            oz, oy, ox = density.origin
+            if sampling is not None:
+                edges, n = sampling
+                mrc.header.mx, mrc.header.my, mrc.header.mz = (int(v) for v in n)
+                mrc.header.cella = tuple(float(v) for v in edges)
+                mrc.header.cellb = tuple(float(v) for v in density.unit_cell[3:6])
+            else:
+                mrc.voxel_size = (vx, vy, vz)
             mrc.header.origin = (ox, oy, oz)
-            mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
+            mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(v) for v in nstart)
             mrc.update_header_stats()
