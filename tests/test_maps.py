@@ -160,8 +160,11 @@ def test_mrcs_stack_sets_flag_and_reads_images_with_pixel_size(tmp_path):
     assert read_map(one).shape == (1, 10, 12)
 
 
-def test_crystallographic_map_covers_the_unit_cell():
+def test_crystallographic_map_covers_the_unit_cell(tmp_path):
     m = read_map(TESTDATA / "5wkd_2fofc.ccp4")
+    gz = tmp_path / "5wkd.ccp4.gz"
+    gz.write_bytes(gzip.compress((TESTDATA / "5wkd_2fofc.ccp4").read_bytes()))
+    np.testing.assert_array_equal(read_map(gz).array, m.array)
     assert m.shape == GRID_5WKD[::-1]
     np.testing.assert_allclose(m.unit_cell, CELL_5WKD, atol=1e-3)
     np.testing.assert_allclose(m.voxel_size, np.array(CELL_5WKD[:3][::-1]) / GRID_5WKD[::-1])
