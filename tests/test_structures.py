@@ -1,4 +1,4 @@
-"""read_structure on real PDB/mmCIF files and on corrupted copies (blank elements, CA as calcium)."""
+"""read_structure on real PDB/mmCIF files and corrupted copies (blank elements, CA as calcium)."""
 
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ from densitydiff.maps import DensityMap
 
 SCATTERING = ("electron", "xray")
 _EPS = 1e-3  # aliasing left in the pass band, relative (sets the extra blur)
+_CUTOFF = 1e-5  # gemmi: an atom's density is summed out to where it drops below this
 _SQRT2P1 = 1.0 + math.sqrt(2.0)
 
 
@@ -188,6 +189,7 @@ def simulate_map(
     # again amplifies by at most 1/_EPS: this needs 1/v_fine >= (1 + sqrt 2) s_band.
     oversample = np.maximum(1.0, voxel * _SQRT2P1 * s_band)
     calc.d_min = resolution
+    calc.cutoff = _CUTOFF
     s_alias = float(np.min(oversample / voxel)) - s_band  # FFT-size rounding only raises it
     calc.blur = 4.0 * math.log(1.0 / _EPS) / (s_alias**2 - s_band**2)  # upper bound, for radius
     radius = 0.0
