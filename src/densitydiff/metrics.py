@@ -120,7 +120,7 @@ def _check_mask(mask, shape: tuple[int, ...]) -> np.ndarray:
 # FSC
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)
 def _shells(shape: tuple[int, int, int], voxel: tuple[float, float, float]):
     """Shell labels for the rfftn half spectrum, with the Hermitian weights folded in.
 
