@@ -10,7 +10,9 @@ import sys
 
 import typer
 
+from densitydiff.cli import demo as _demo
 from densitydiff.cli import maps as _maps
+from densitydiff.cli import simulate as _simulate
 from densitydiff.errors import InputError
 
 app = typer.Typer(
@@ -29,6 +31,8 @@ def _root() -> None:
 
 
 _maps.register(app)
+_simulate.register(app)
+_demo.register(app)
 
 
 def _cli_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:

@@ -1,4 +1,4 @@
-"""Map commands: `info` (and, as the library grows, simulate / fsc / compare)."""
+"""Map commands: `info`, `fsc`, `compare`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import typer
+
+STRUCTURE_SUFFIXES = (".pdb", ".cif", ".ent", ".mmcif")
 
 
 def info(
@@ -39,5 +41,137 @@ def info(
         print(f"{key:15s} {value}")
 
 
+def _is_structure(path: Path) -> bool:
+    name = path.name.lower().removesuffix(".gz")
+    return name.endswith(STRUCTURE_SUFFIXES)
+
+
+def _pair_on_one_grid(a_path: Path, b_path: Path, resample: bool):
+    """Read two maps; put the second on the first's grid, or refuse when grids differ."""
+    from densitydiff.errors import InputError
+    from densitydiff.maps import read_map
+
+    a, b = read_map(a_path), read_map(b_path)
+    if not a.same_grid(b):
+        if not resample:
+            raise InputError(
+                f"{a_path} and {b_path} are on different grids (shape, voxel size or origin: "
+                f"{a.shape[::-1]} / {b.shape[::-1]} voxels, {a.voxel_size[::-1]} / "
+                f"{b.voxel_size[::-1]} Å, origin {a.origin[::-1]} / {b.origin[::-1]}); "
+                "pass --resample to interpolate the second onto the first"
+            )
+        from densitydiff.grids import interpolate_onto
+
+        b = interpolate_onto(b, a)
+    return a, b
+
+
+def _read_mask(path: Path | None, like):
+    if path is None:
+        return None
+    from densitydiff.errors import InputError
+    from densitydiff.maps import read_map
+
+    mask = read_map(path)
+    if not mask.same_grid(like):
+        raise InputError(f"mask {path} is not on the grid of the maps")
+    return mask.array
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def fsc(
+    map_a: Path = typer.Argument(..., help="First map (e.g. half map 1, or a prediction)."),
+    map_b: Path = typer.Argument(..., help="Second map, on the same grid."),
+    mask: Path | None = typer.Option(None, "--mask", help="Mask map (0..1) on the same grid."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write the FSC curve as a PNG."),
+    resample: bool = typer.Option(False, "--resample", help="Interpolate B onto A's grid."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Fourier shell correlation: resolution at FSC 0.5 and 0.143 (Å) and the FSC-AUC.
+
+    Example: densitydiff fsc half1.mrc half2.mrc --mask mask.mrc --plot fsc.png
+    """
+    from densitydiff import metrics
+
+    a, b = _pair_on_one_grid(map_a, map_b, resample)
+    voxel = a.require_isotropic("FSC")
+    curve = metrics.fsc(a.array, b.array, voxel, mask=_read_mask(mask, a))
+    record = {
+        "fsc_0.5": metrics.resolution_at(curve, 0.5),
+        "fsc_0.143": metrics.resolution_at(curve, 0.143),
+        "fsc_auc": metrics.fsc_auc(curve),
+        "frequencies": [float(f) for f in curve.frequencies],
+        "fsc": [float(c) for c in curve.fsc],
+    }
+    if plot is not None:
+        from densitydiff.viz import plot_fsc
+
+        plot_fsc({f"{map_a.name} vs {map_b.name}": curve}, plot)
+    if as_json:
+        print(json.dumps(record))
+        return
+    print(f"resolution at FSC 0.5   {record['fsc_0.5']:.2f} Å")
+    print(f"resolution at FSC 0.143 {record['fsc_0.143']:.2f} Å")
+    print(f"FSC-AUC                 {record['fsc_auc']:.3f}")
+
+
+def compare(
+    map_path: Path = typer.Argument(..., help="The map to assess."),
+    reference: Path = typer.Argument(..., help="Reference map, or an atomic model (PDB/mmCIF)."),
+    model: Path | None = typer.Option(
+        None, "--model", help="Atomic model for CC_mask (the mask is atoms + --mask-radius)."
+    ),
+    resolution: float | None = typer.Option(
+        None, "--resolution", help="Resolution (Å) at which to simulate a model reference."
+    ),
+    mask_radius: float = typer.Option(3.0, "--mask-radius", help="Mask radius around atoms (Å)."),
+    resample: bool = typer.Option(False, "--resample", help="Interpolate REF onto MAP's grid."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """FSC figures, PSNR, SSIM, CC_box and CC_mask of a map against a reference map or model.
+
+    Example: densitydiff compare emd_5168_monomer.mrc 3mfp.pdb.gz --resolution 6.6
+    """
+    from densitydiff import metrics
+    from densitydiff.errors import InputError
+    from densitydiff.maps import read_map
+
+    structure = None
+    if _is_structure(reference):
+        from densitydiff.simulate.density import simulate_map
+        from densitydiff.structures import read_structure
+
+        if resolution is None:
+            raise InputError("comparing against an atomic model needs --resolution (Å)")
+        target = read_map(map_path)
+        structure = read_structure(reference)
+        ref = simulate_map(structure, resolution, target.voxel_size, like=target)
+    else:
+        target, ref = _pair_on_one_grid(map_path, reference, resample)
+    if model is not None:
+        from densitydiff.structures import read_structure
+
+        structure = read_structure(model)
+    mask = None
+    if structure is not None:
+        from densitydiff.simulate.density import atom_mask
+
+        mask = atom_mask(structure, target, mask_radius)
+    voxel = target.require_isotropic("compare")
+    record = metrics.compare_maps(target.array, ref.array, voxel, mask=mask)
+    if as_json:
+        print(json.dumps(record))
+        return
+    for key in ("fsc_0.5", "fsc_0.143"):
+        print(f"resolution at {key.replace('fsc_', 'FSC '):9s} {_fmt(record[key])} Å")
+    for key in ("fsc_auc", "psnr", "ssim", "cc_box", "cc_mask"):
+        print(f"{key:22s} {_fmt(record[key])}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("info")(info)
+    app.command("fsc")(fsc)
+    app.command("compare")(compare)
