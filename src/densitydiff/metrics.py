@@ -86,7 +86,8 @@ def _as_map(a, name: str) -> np.ndarray:
         out = arr.astype(np.float32, copy=False)
     else:
         raise InputError(f"{name} must be a numeric array, got dtype {arr.dtype}")
-    if not np.all(np.isfinite(out)):
+    # a finite sum proves every value finite (one read-only pass); else check voxel by voxel
+    if not np.isfinite(np.sum(out, dtype=np.float64)) and not np.all(np.isfinite(out)):
         raise InputError(f"{name} contains NaN or infinite values")
     return out
 
@@ -124,44 +125,40 @@ def _check_mask(mask, shape: tuple[int, ...]) -> np.ndarray:
 def _shells(shape: tuple[int, int, int], voxel: tuple[float, float, float]):
     """Shell labels for the rfftn half spectrum, with the Hermitian weights folded in.
 
-    Label k (< n) marks an interior coefficient of shell k that stands for itself and its
-    conjugate (weight 2); label n + k marks a self-paired one (x-frequency 0, or the Nyquist
-    column of an even x axis; weight 1); label 2n marks coefficients beyond the last shell.
-    One bincount with these labels then gives weighted shell sums without multiplying weights.
+    With n shells, labels 0..n-1 mark coefficients that stand for themselves and their conjugate
+    (weight 2), labels n+1..2n self-paired ones (x-frequency 0, or the Nyquist column of an even
+    x axis; weight 1); n and 2n+1 collect what lies beyond the last shell. One bincount with
+    these labels gives weighted shell sums without multiplying by weights.
     """
     nz, ny, nx = shape
     vz, vy, vx = voxel
     width = 1.0 / max(n * v for n, v in zip(shape, voxel))
-    k_max = int(math.floor((1.0 / (2.0 * max(voxel))) / width + 1e-9))
-    n = k_max + 1
+    n = int(math.floor((1.0 / (2.0 * max(voxel))) / width + 1e-9)) + 1
     sz = np.fft.fftfreq(nz, d=vz)[:, None, None]
     sy = np.fft.fftfreq(ny, d=vy)[None, :, None]
     sx = np.fft.rfftfreq(nx, d=vx)[None, None, :]
-    s2 = sz * sz + sy * sy + sx * sx  # |s|^2 in 1/Å^2, float64 so the shell edges are exact
-    np.sqrt(s2, out=s2)
-    s2 *= 1.0 / width
-    s2 += 0.5 + 1e-9  # shell k = [(k-1/2)w, (k+1/2)w); a |s| on a boundary goes outward
-    labels = np.floor(s2).astype(np.intp)
-    del s2
-    self_paired = np.zeros(sx.shape[-1], dtype=bool)
-    self_paired[0] = True
-    if nx % 2 == 0:
-        self_paired[-1] = True
-    labels[..., self_paired] += n
-    labels[(labels >= n) & ~np.broadcast_to(self_paired, labels.shape)] = 2 * n
-    labels[labels > 2 * n] = 2 * n
+    x = (sz * sz + sy * sy) + sx * sx  # |s|^2 in 1/Å^2, float64 so shell edges are exact
+    np.sqrt(x, out=x)
+    x *= 1.0 / width
+    x += 0.5 + 1e-9  # shell k = [(k-1/2)w, (k+1/2)w); a |s| on a boundary goes outward
+    np.minimum(x, n, out=x)  # everything beyond the last shell into bin n
+    labels = x.astype(np.intp)  # truncation = floor for x >= 0
+    del x
+    labels[..., 0] += n + 1
+    if nx % 2 == 0 and nx > 1:
+        labels[..., -1] += n + 1
     labels = labels.ravel()
     labels.flags.writeable = False
-    raw = np.bincount(labels, minlength=2 * n + 1)
-    counts = 2 * raw[:n] + raw[n : 2 * n]
+    raw = np.bincount(labels, minlength=2 * n + 2)
+    counts = 2 * raw[:n] + raw[n + 1 : 2 * n + 1]
     frequencies = np.arange(n) * width
     return labels, n, frequencies, counts
 
 
 def _shell_sum(labels: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
     """Full-spectrum shell sums of `values` given on the half spectrum (one bincount)."""
-    raw = np.bincount(labels, weights=values.ravel(), minlength=2 * n + 1)
-    return 2.0 * raw[:n] + raw[n : 2 * n]
+    raw = np.bincount(labels, weights=values.ravel(), minlength=2 * n + 2)
+    return 2.0 * raw[:n] + raw[n + 1 : 2 * n + 1]
 
 
 def _rfftn(a: np.ndarray) -> np.ndarray:
