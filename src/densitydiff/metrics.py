@@ -137,13 +137,15 @@ def _shells(shape: tuple[int, int, int], voxel: tuple[float, float, float]):
     sz = np.fft.fftfreq(nz, d=vz)[:, None, None]
     sy = np.fft.fftfreq(ny, d=vy)[None, :, None]
     sx = np.fft.rfftfreq(nx, d=vx)[None, None, :]
-    x = (sz * sz + sy * sy) + sx * sx  # |s|^2 in 1/Å^2, float64 so shell edges are exact
-    np.sqrt(x, out=x)
-    x *= 1.0 / width
-    x += 0.5 + 1e-9  # shell k = [(k-1/2)w, (k+1/2)w); a |s| on a boundary goes outward
-    np.minimum(x, n, out=x)  # everything beyond the last shell into bin n
-    labels = x.astype(np.intp)  # truncation = floor for x >= 0 (intp: bincount needs no cast)
-    del x
+    labels = np.empty((nz, ny, sx.shape[-1]), dtype=np.intp)
+    step = max(1, (1 << 17) // labels[0].size)  # z-slabs that stay in cache
+    for z in range(0, nz, step):
+        x = (sz[z : z + step] ** 2 + sy * sy) + sx * sx  # |s|^2 in 1/Å^2, float64: exact edges
+        np.sqrt(x, out=x)
+        x *= 1.0 / width
+        x += 0.5 + 1e-9  # shell k = [(k-1/2)w, (k+1/2)w); a |s| on a boundary goes outward
+        np.minimum(x, n, out=x)  # everything beyond the last shell into bin n
+        labels[z : z + step] = x  # truncation = floor for x >= 0
     labels[..., 0] += n + 1
     if nx % 2 == 0 and nx > 1:
         labels[..., -1] += n + 1
