@@ -150,3 +150,14 @@ def test_demo_writes_maps_and_reports_the_4A_crossing(cli, tmp_path):
     assert read_map(tmp_path / "demo" / "input_4A.mrc").same_grid(
         read_map(tmp_path / "demo" / "truth_2A.mrc")
     )
+
+
+def test_force_field_elements_are_refused_with_the_fix_named(cli, tmp_path):
+    # A force-field style PDB: the alpha carbon "CA" carries element Ca (calcium).
+    line = "ATOM      1  CA  ALA A   1      11.000  12.000  13.000  1.00 10.00          CA\n"
+    bad = tmp_path / "ff.pdb"
+    bad.write_text(line + "END\n")
+    code, _, err = cli("simulate", "map", bad, "-o", tmp_path / "o.mrc", "-r", "4")
+    assert code == 2 and err.count("\n") == 1
+    assert "calcium" in err.lower() or "element" in err.lower()
+    assert not (tmp_path / "o.mrc").exists()
