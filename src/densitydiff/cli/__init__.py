@@ -11,6 +11,7 @@ import sys
 import typer
 
 from densitydiff.cli import maps as _maps
+from densitydiff.cli import simulate as _simulate
 from densitydiff.errors import InputError
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ def _root() -> None:
 
 
 _maps.register(app)
+_simulate.register(app)
 
 
 def _cli_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:

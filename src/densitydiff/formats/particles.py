@@ -94,15 +94,20 @@ def stack_pixel_size(path: str | os.PathLike) -> float:
 
 
 class ParticleWriter:
-    """Write an .mrcs stack of `n` images of D x D batch by batch (memory-mapped, atomic).
+    """Write an .mrcs stack of `n` images of D x D batch by batch, atomically.
 
-    Only the current batch is in memory; header statistics are accumulated as batches arrive.
-    Use as a context manager: the file appears at `path` only when all `n` images were written.
+    Only the current batch is in memory (plain file writes at offsets, no memory map, so the
+    process's resident memory stays small). `write` appends; `write_at` puts images in any
+    slots and `read` reads them back (for passes over the stack). Header statistics come from
+    the images given to `write`, or to `write_at(..., stats=True)`; every image must pass through
+    the statistics exactly once. The file appears at `path` only on success.
     """
 
     def __init__(self, path: str | os.PathLike, n: int, D: int, pixel_size: float) -> None:
         if n < 1 or D < 2:
             raise InputError(f"a stack needs n >= 1 images of D >= 2 pixels, got n={n}, D={D}")
+        if not (pixel_size > 0 and np.isfinite(pixel_size)):
+            raise InputError(f"pixel size must be positive, got {pixel_size}")
         self.path, self.n, self.D, self.pixel_size = Path(path), int(n), int(D), float(pixel_size)
         self.count = 0
         self._sum = 0.0
@@ -114,22 +119,33 @@ class ParticleWriter:
         import mrcfile
 
         self._atomic = atomic_path(self.path)
-        tmp = self._atomic.__enter__()
-        self._mrc = mrcfile.new_mmap(
-            tmp, shape=(self.n, self.D, self.D), mrc_mode=2, overwrite=True
-        )
-        self._mrc.set_image_stack()
-        self._mrc.voxel_size = self.pixel_size
+        self._tmp = self._atomic.__enter__()
+        try:
+            with mrcfile.new_mmap(
+                self._tmp, shape=(self.n, self.D, self.D), mrc_mode=2, overwrite=True
+            ) as mrc:
+                mrc.set_image_stack()
+                mrc.voxel_size = self.pixel_size
+                self._offset = mrc.header.nbytes + int(mrc.header.nsymbt)
+            self._fh = open(self._tmp, "r+b")  # noqa: SIM115 (closed in __exit__)
+        except BaseException as err:
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
         return self
 
-    def write(self, images: np.ndarray) -> None:
-        """Append images (B, D, D)."""
-        images = np.asarray(images, dtype=np.float32)
+    @property
+    def _image_bytes(self) -> int:
+        return self.D * self.D * 4
+
+    def _check(self, images: np.ndarray) -> np.ndarray:
+        images = np.ascontiguousarray(images, dtype="<f4")
         if images.ndim != 3 or images.shape[1:] != (self.D, self.D):
             raise InputError(f"expected images (B, {self.D}, {self.D}), got {images.shape}")
+        return images
+
+    def _stats(self, images: np.ndarray) -> None:
         if self.count + len(images) > self.n:
             raise InputError(f"more than the announced {self.n} images")
-        self._mrc.data[self.count : self.count + len(images)] = images
         self.count += len(images)
         values = images.astype(np.float64)
         self._sum += float(values.sum())
@@ -137,19 +153,54 @@ class ParticleWriter:
         self._min = min(self._min, float(values.min()))
         self._max = max(self._max, float(values.max()))
 
+    def write(self, images: np.ndarray) -> None:
+        """Append images (B, D, D) after the last appended one."""
+        images = self._check(images)
+        start = self.count
+        self._stats(images)
+        os.pwrite(self._fh.fileno(), images.tobytes(), self._offset + start * self._image_bytes)
+
+    def write_at(self, indices, images: np.ndarray, stats: bool = False) -> None:
+        """Put images (B, D, D) into slots `indices` (0-based)."""
+        images = self._check(images)
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(indices) != len(images) or (len(indices) and not (
+            0 <= indices.min() and indices.max() < self.n
+        )):
+            raise InputError(f"bad slots for {len(images)} images in a stack of {self.n}")
+        if stats:
+            self._stats(images)
+        fd = self._fh.fileno()
+        # contiguous runs become one write each
+        breaks = np.flatnonzero(np.diff(indices) != 1) + 1
+        for run in np.split(np.arange(len(indices)), breaks):
+            if len(run) == 0:
+                continue
+            offset = self._offset + int(indices[run[0]]) * self._image_bytes
+            os.pwrite(fd, images[run[0] : run[-1] + 1].tobytes(), offset)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Images start..stop-1 as written so far (float32)."""
+        count = (stop - start) * self.D * self.D
+        self._fh.seek(self._offset + start * self._image_bytes)
+        data = np.fromfile(self._fh, dtype="<f4", count=count)
+        return data.reshape(stop - start, self.D, self.D).astype(np.float32)
+
     def __exit__(self, exc_type, exc, tb) -> None:
+        import mrcfile
+
+        self._fh.close()
         if exc_type is None and self.count != self.n:
             error = InputError(f"wrote {self.count} of {self.n} announced images")
-            self._mrc.close()
             self._atomic.__exit__(InputError, error, None)  # removes the temporary file
             raise error
         if exc_type is None:
             size = self.n * self.D * self.D
             mean = self._sum / size
-            h = self._mrc.header
-            h.dmin, h.dmax, h.dmean = self._min, self._max, mean
-            h.rms = np.sqrt(max(self._sumsq / size - mean**2, 0.0))
-        self._mrc.close()
+            with mrcfile.mmap(self._tmp, mode="r+") as mrc:
+                h = mrc.header
+                h.dmin, h.dmax, h.dmean = self._min, self._max, mean
+                h.rms = np.sqrt(max(self._sumsq / size - mean**2, 0.0))
         self._atomic.__exit__(exc_type, exc, tb)
 
 
