@@ -97,23 +97,3 @@ def _splat(num, den, k3, values, w2, Dp: int) -> None:
     num[0] += np.bincount(flat, (w * values.real[None]).ravel(), minlength=size)
     num[1] += np.bincount(flat, (w * values.imag[None]).ravel(), minlength=size)
     den += np.bincount(flat, (w * w2[None]).ravel(), minlength=size)
-
-
-def fsc_curve(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(shell frequency in cycles/voxel, FSC) for two cubic volumes; shells one voxel wide."""
-    if a.shape != b.shape or a.ndim != 3:
-        raise InputError(f"FSC needs two volumes of one shape, got {a.shape} and {b.shape}")
-    D = a.shape[0]
-    fa, fb = np.fft.fftshift(np.fft.fftn(a)), np.fft.fftshift(np.fft.fftn(b))
-    c = np.arange(D) - D // 2
-    z, y, x = np.meshgrid(c, c, c, indexing="ij")
-    shell = np.round(np.sqrt(x**2 + y**2 + z**2)).astype(int).ravel()
-    n = D // 2
-    num = np.bincount(shell, (fa * fb.conj()).real.ravel(), minlength=n + 1)[: n + 1]
-    pa = np.bincount(shell, (np.abs(fa) ** 2).ravel(), minlength=n + 1)[: n + 1]
-    pb = np.bincount(shell, (np.abs(fb) ** 2).ravel(), minlength=n + 1)[: n + 1]
-    fsc = num / np.sqrt(np.maximum(pa * pb, 1e-300))
-    return np.arange(n + 1) / D, fsc
-
-
-
