@@ -18,8 +18,7 @@ from densitydiff.simulate.rotations import (
     random_rotations,
     rotvec_to_matrix,
 )
-
-from conftest import TESTDATA
+from tests.conftest import TESTDATA
 
 
 def test_euler_matrix_is_relion_convention_and_round_trips():

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from conftest import TESTDATA
 from densitydiff.errors import InputError
 from densitydiff.formats import cryosparc, particles, star
 from densitydiff.simulate.rotations import random_rotations
+from tests.conftest import TESTDATA
 
 
 def test_cs_parses_to_cryodrgn_reference_poses_and_ctf():
@@ -80,7 +80,9 @@ def test_relion31_optics_groups_are_merged_per_particle():
         e = [float(row[pcols.index(n)]) for n in ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")]
         ref = Rotation.from_euler("ZYZ", e, degrees=True).as_matrix().T
         np.testing.assert_allclose(rot[k], ref, atol=1e-6)
-        apix = float(optics[int(row[pcols.index("rlnOpticsGroup")])][ocols.index("rlnImagePixelSize")])
+        apix = float(
+            optics[int(row[pcols.index("rlnOpticsGroup")])][ocols.index("rlnImagePixelSize")]
+        )
         ox = float(row[pcols.index("rlnOriginXAngst")])
         assert trans[k, 0] == pytest.approx(ox / apix / 196, rel=1e-5)
 

@@ -1,4 +1,4 @@
-"""`densitydiff simulate particles`: a synthetic heterogeneous cryo-EM data set with ground truth."""
+"""`densitydiff simulate particles`: a synthetic heterogeneous cryo-EM data set, ground truth."""
 
 from __future__ import annotations
 

@@ -77,7 +77,9 @@ def _read_stack(path: Path, lazy: bool = False) -> np.ndarray:
     except (ValueError, OSError, EOFError) as err:
         raise InputError(f"{path}: not a readable MRC particle stack ({err})") from None
     if data is None or data.ndim not in (2, 3):
-        raise InputError(f"{path}: expected a stack of 2-D images, got {getattr(data, 'shape', None)}")
+        raise InputError(
+            f"{path}: expected a stack of 2-D images, got {getattr(data, 'shape', None)}"
+        )
     if data.ndim == 2:
         data = data[None]
     if data.shape[1] != data.shape[2]:
@@ -164,9 +166,9 @@ class ParticleWriter:
         """Put images (B, D, D) into slots `indices` (0-based)."""
         images = self._check(images)
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if len(indices) != len(images) or (len(indices) and not (
-            0 <= indices.min() and indices.max() < self.n
-        )):
+        if len(indices) != len(images) or (
+            len(indices) and not (0 <= indices.min() and indices.max() < self.n)
+        ):
             raise InputError(f"bad slots for {len(images)} images in a stack of {self.n}")
         if stats:
             self._stats(images)

@@ -53,7 +53,7 @@ def frequencies(D: int, pixel_size: float = 1.0, device=None) -> tuple[torch.Ten
 
 
 def electron_wavelength(voltage_kv: float | np.ndarray) -> np.ndarray:
-    """Relativistic electron wavelength in Å for an acceleration voltage in kV (cryoDRGN's formula)."""
+    """Relativistic electron wavelength (Å) for a voltage in kV (cryoDRGN's formula)."""
     volt = np.asarray(voltage_kv, dtype=np.float64) * 1e3
     return 12.2639 / np.sqrt(volt + 0.97845e-6 * volt**2)
 
@@ -136,7 +136,7 @@ class Projector:
         self._plane = torch.stack([fx, fy, torch.zeros_like(fx)], -1).reshape(-1, 3)
 
     def slices(self, rotations) -> torch.Tensor:
-        """Centred 2-D transforms (N, D, D) complex64 of the projections along `rotations` (N, 3, 3)."""
+        """Centred 2-D transforms (N, D, D) complex64 of projections along rotations (N, 3, 3)."""
         torch = _torch()
         rot = torch.as_tensor(np.asarray(rotations), dtype=torch.float32, device=self.device)
         rot = rot.reshape(-1, 3, 3)

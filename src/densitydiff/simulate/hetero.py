@@ -94,7 +94,7 @@ def _single_model(st, index: int):
 
 
 def trajectory_source(path: str | os.PathLike, resolution: float | None = None) -> StructureSource:
-    """Frames of a multi-model PDB/mmCIF as states; coordinate = frame / (F - 1); centre frame 1's."""
+    """Frames of a multi-model PDB/mmCIF as states (coordinate frame / (F-1)), frame 1 centred."""
     import gemmi
 
     path = Path(path)
@@ -172,11 +172,19 @@ def hinge_source(
         for chain in sel.chains(model):
             for residue in sel.residues(chain):
                 for atom in sel.atoms(residue):
-                    chosen.add((chain.name, str(residue.seqid), residue.name, atom.name, atom.altloc))
+                    chosen.add(
+                        (chain.name, str(residue.seqid), residue.name, atom.name, atom.altloc)
+                    )
         break
     xyz, moving = [], []
     for cra in st[0].all():
-        key = (cra.chain.name, str(cra.residue.seqid), cra.residue.name, cra.atom.name, cra.atom.altloc)
+        key = (
+            cra.chain.name,
+            str(cra.residue.seqid),
+            cra.residue.name,
+            cra.atom.name,
+            cra.atom.altloc,
+        )
         xyz.append(cra.atom.pos.tolist())
         moving.append(key in chosen)
     xyz, moving = np.array(xyz), np.array(moving)
@@ -236,7 +244,7 @@ def hinge_source(
 def discrete_source(
     paths: list, proportions=None, resolution: float | None = None
 ) -> StructureSource:
-    """Distinct structures as states (compositional heterogeneity), centred on the first's centroid."""
+    """Distinct structures as states (compositional heterogeneity), on the first's centroid."""
     from densitydiff.structures import read_structure
 
     if len(paths) < 2:

@@ -7,7 +7,6 @@ V^ = numerator / (weight + wiener * mean weight). Same conventions as `cryoem`.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from densitydiff.errors import InputError
@@ -81,7 +80,7 @@ def backproject(
 
 
 def _splat(num, den, k3, values, w2, Dp: int) -> None:
-    """Add `values` (complex) and `w2` at points `k3` (x, y, z, grid units) with trilinear weights."""
+    """Add complex `values` and `w2` at points `k3` (x, y, z; grid units), trilinear weights."""
     pos = k3[:, ::-1] + Dp // 2  # (z, y, x) array coordinates
     base = np.floor(pos)
     frac = pos - base

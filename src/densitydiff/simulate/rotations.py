@@ -39,7 +39,7 @@ def euler_to_matrix(euler: np.ndarray) -> np.ndarray:
 
 
 def matrix_to_euler(matrix: np.ndarray) -> np.ndarray:
-    """Matrices (N, 3, 3) to RELION (rot, tilt, psi) in degrees, tilt in [0, 180], angles in (-180, 180]."""
+    """Matrices (N, 3, 3) to RELION (rot, tilt, psi) in degrees; tilt in [0, 180]."""
     m = np.asarray(matrix, dtype=np.float64)
     single = m.ndim == 2
     m = m.reshape(-1, 3, 3)
