@@ -1,10 +1,12 @@
-"""`densitydiff simulate ...`: maps from atomic models (and, later, particle images)."""
+"""`densitydiff simulate ...`: maps from atomic models, and cryo-EM particle data sets."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+
+from densitydiff.cli import particles as _particles
 
 simulate_app = typer.Typer(
     help="Simulate data from atomic models.",
@@ -43,6 +45,9 @@ def simulate_map_command(
     )
     write_map(output, density)
     print(f"wrote {output}: {density.shape[::-1]} voxels (x, y, z) at {density.voxel_size[0]} Å")
+
+
+_particles.register(simulate_app)
 
 
 def register(app: typer.Typer) -> None:

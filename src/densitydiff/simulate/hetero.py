@@ -1,0 +1,468 @@
+"""Synthetic heterogeneous cryo-EM data sets with ground truth, written in chunks.
+
+A `Source` says how many states there are, each state's continuous coordinate and volume, and
+how images draw states: a trajectory (frames of a multi-model file, coordinate = frame / (F-1)),
+a hinge (a rigid rotation of selected atoms on a grid of angles, "linear1d" over [A0, A1] or
+"circular1d" over a full turn) or discrete structures with proportions. `simulate_particles`
+draws every image's state, uniform random rotation, shift and CTF from one seed, then builds
+the stack state by state (one volume and its projector in memory at a time, images written to
+their slots of the .mrcs), and finally adds noise chunk by chunk:
+sigma^2 = (mean over all N clean images of each image's pixel variance over the whole box) / SNR.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from densitydiff.atomic import atomic_path
+from densitydiff.errors import InputError
+
+_HEADER = 1024  # MRC2014 main header; our stacks have no extended header
+
+
+@dataclass
+class Source:
+    """States of a heterogeneous data set: coordinates, sampling weights and volume makers."""
+
+    kind: str  # "trajectory" | "linear1d" | "circular1d" | "discrete" | "volumes"
+    coordinates: np.ndarray  # (n_states,) continuous coordinate of each state
+    weights: np.ndarray  # (n_states,) probabilities of drawing each state
+    params: dict = field(default_factory=dict)
+
+    @property
+    def n_states(self) -> int:
+        return len(self.coordinates)
+
+    def volume(self, k: int, box: int, pixel_size: float) -> np.ndarray:
+        """The (box, box, box) density of state k (z, y, x), voxel n//2 at the box centre."""
+        raise NotImplementedError
+
+
+@dataclass
+class VolumeSource(Source):
+    """States given as arrays (for tests and user-made volumes)."""
+
+    volumes: list = field(default_factory=list)
+
+    def volume(self, k: int, box: int, pixel_size: float) -> np.ndarray:
+        v = np.asarray(self.volumes[k], dtype=np.float32)
+        if v.shape != (box, box, box):
+            raise InputError(f"state {k} volume has shape {v.shape}, expected {(box,) * 3}")
+        return v
+
+
+@dataclass
+class StructureSource(Source):
+    """States made from atomic models (gemmi structures) via simulate_map on one fixed centre."""
+
+    structures: list = field(default_factory=list)  # callables k -> gemmi.Structure, or objects
+    center: np.ndarray | None = None  # (z, y, x) Å, shared by all states
+    resolution: float | None = None
+
+    def volume(self, k: int, box: int, pixel_size: float) -> np.ndarray:
+        from densitydiff.simulate.density import simulate_map
+
+        st = self.structures[k]
+        st = st() if callable(st) else st
+        resolution = self.resolution if self.resolution is not None else 2.0 * pixel_size
+        m = simulate_map(st, resolution, pixel_size, shape=(box,) * 3, center=self.center)
+        return m.array
+
+
+def _centroid_zyx(model) -> np.ndarray:
+    pos = np.array([[a.pos.z, a.pos.y, a.pos.x] for cra in model.all() for a in [cra.atom]])
+    if len(pos) == 0:
+        raise InputError("the structure has no atoms")
+    return pos.mean(axis=0)
+
+
+def _single_model(st, index: int):
+    import gemmi
+
+    out = gemmi.Structure()
+    out.cell = st.cell
+    out.spacegroup_hm = st.spacegroup_hm
+    out.add_model(st[index])
+    return out
+
+
+def trajectory_source(path: str | os.PathLike, resolution: float | None = None) -> StructureSource:
+    """Frames of a multi-model PDB/mmCIF as states (coordinate frame / (F-1)), frame 1 centred."""
+    import gemmi
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such file: {path}")
+    try:
+        st = gemmi.read_structure(str(path))
+    except (RuntimeError, ValueError, OSError) as err:
+        raise InputError(f"{path}: not a readable structure ({err})") from None
+    st.remove_hydrogens()
+    st.remove_waters()
+    st.remove_empty_chains()
+    n = len(st)
+    if n < 2:
+        raise InputError(f"{path}: a trajectory needs at least 2 models, found {n}")
+    counts = {sum(1 for _ in m.all()) for m in st}
+    if 0 in counts:
+        raise InputError(f"{path}: some models have no atoms")
+    frames = [_single_model(st, i) for i in range(n)]
+    return StructureSource(
+        kind="trajectory",
+        coordinates=np.arange(n) / (n - 1),
+        weights=np.full(n, 1.0 / n),
+        params={"trajectory": str(path), "n_frames": n},
+        structures=frames,
+        center=_centroid_zyx(st[0]),
+        resolution=resolution,
+    )
+
+
+def _axis_rotation(axis: np.ndarray, degrees: float) -> np.ndarray:
+    """Rotation matrix about a unit axis (x, y, z) by `degrees` (right hand; Rodrigues)."""
+    from densitydiff.simulate.rotations import rotvec_to_matrix
+
+    return rotvec_to_matrix(axis * math.radians(degrees))[0]
+
+
+def hinge_source(
+    path: str | os.PathLike,
+    selection: str,
+    axis,
+    angles=(0.0, 360.0),
+    *,
+    pivot=None,
+    circular: bool = False,
+    n_states: int = 50,
+    resolution: float | None = None,
+) -> StructureSource:
+    """A rigid rotation of the atoms matched by `selection` (gemmi syntax) about `axis` (x, y, z).
+
+    The axis passes through `pivot` (Å, x y z; default: the centroid of the selected atoms that
+    lie within 5 Å of unselected ones, i.e. the hinge). States: `n_states` angles uniform over
+    [A0, A1] ("linear1d") or A0 + 360 k / n ("circular1d", a full turn, `angles[1]` ignored).
+    """
+    import gemmi
+
+    from densitydiff.structures import read_structure
+
+    st = read_structure(path)
+    axis = np.asarray(axis, dtype=float)
+    if axis.shape != (3,) or not np.all(np.isfinite(axis)) or np.linalg.norm(axis) == 0:
+        raise InputError(f"the hinge axis must be a non-zero (x, y, z) vector, got {axis!r}")
+    axis = axis / np.linalg.norm(axis)
+    a0, a1 = (float(a) for a in angles)
+    if not (math.isfinite(a0) and math.isfinite(a1)) or (not circular and a1 <= a0):
+        raise InputError(f"hinge angles must be finite with A0 < A1, got {angles!r}")
+    if n_states < 2:
+        raise InputError(f"need at least 2 hinge states, got {n_states}")
+    try:
+        sel = gemmi.Selection(selection)
+    except (RuntimeError, ValueError) as err:
+        raise InputError(f"bad selection {selection!r} ({err})") from None
+    chosen = set()
+    for model in sel.models(st):
+        for chain in sel.chains(model):
+            for residue in sel.residues(chain):
+                for atom in sel.atoms(residue):
+                    chosen.add(
+                        (chain.name, str(residue.seqid), residue.name, atom.name, atom.altloc)
+                    )
+        break
+    xyz, moving = [], []
+    for cra in st[0].all():
+        key = (
+            cra.chain.name,
+            str(cra.residue.seqid),
+            cra.residue.name,
+            cra.atom.name,
+            cra.atom.altloc,
+        )
+        xyz.append(cra.atom.pos.tolist())
+        moving.append(key in chosen)
+    xyz, moving = np.array(xyz), np.array(moving)
+    if not moving.any():
+        raise InputError(f"selection {selection!r} matches no atoms")
+    if moving.all():
+        raise InputError(f"selection {selection!r} matches every atom; a hinge needs a fixed part")
+    if pivot is None:
+        from scipy.spatial import cKDTree
+
+        near = cKDTree(xyz[~moving]).query(xyz[moving], distance_upper_bound=5.0)[0]
+        hinge = xyz[moving][np.isfinite(near)]
+        pivot = (hinge if len(hinge) else xyz[moving]).mean(axis=0)
+    pivot = np.asarray(pivot, dtype=float)
+    if pivot.shape != (3,) or not np.all(np.isfinite(pivot)):
+        raise InputError(f"the pivot must be a finite (x, y, z) point, got {pivot!r}")
+    if circular:
+        values = a0 + 360.0 * np.arange(n_states) / n_states
+    else:
+        values = np.linspace(a0, a1, n_states)
+
+    def make(theta: float):
+        def build():
+            out = st.clone()
+            r = _axis_rotation(axis, theta)
+            new = (xyz[moving] - pivot) @ r.T + pivot
+            i = 0
+            flat = np.flatnonzero(moving)
+            lookup = dict(zip(flat.tolist(), new.tolist()))
+            for j, cra in enumerate(out[0].all()):
+                if j in lookup:
+                    cra.atom.pos = gemmi.Position(*lookup[j])
+                    i += 1
+            return out
+
+        return build
+
+    return StructureSource(
+        kind="circular1d" if circular else "linear1d",
+        coordinates=values,
+        weights=np.full(n_states, 1.0 / n_states),
+        params={
+            "structure": str(path),
+            "selection": selection,
+            "axis_xyz": axis.tolist(),
+            "pivot_xyz": pivot.tolist(),
+            "angles_deg": [a0, a0 + 360.0] if circular else [a0, a1],
+            "n_states": n_states,
+            "n_moving_atoms": int(moving.sum()),
+        },
+        structures=[make(float(t)) for t in values],
+        center=xyz.mean(axis=0)[::-1],
+        resolution=resolution,
+    )
+
+
+def discrete_source(
+    paths: list, proportions=None, resolution: float | None = None
+) -> StructureSource:
+    """Distinct structures as states (compositional heterogeneity), on the first's centroid."""
+    from densitydiff.structures import read_structure
+
+    if len(paths) < 2:
+        raise InputError(f"discrete heterogeneity needs at least 2 structures, got {len(paths)}")
+    structures = [read_structure(p) for p in paths]
+    n = len(structures)
+    if proportions is None:
+        weights = np.full(n, 1.0 / n)
+    else:
+        weights = np.asarray(proportions, dtype=float)
+        if weights.shape != (n,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise InputError(f"need {n} non-negative proportions, got {list(proportions)}")
+        if weights.sum() <= 0:
+            raise InputError("proportions must not all be zero")
+        weights = weights / weights.sum()
+    return StructureSource(
+        kind="discrete",
+        coordinates=np.arange(n, dtype=float),
+        weights=weights,
+        params={"structures": [str(p) for p in paths], "proportions": weights.tolist()},
+        structures=structures,
+        center=_centroid_zyx(structures[0][0]),
+        resolution=resolution,
+    )
+
+
+@dataclass
+class ImageParameters:
+    """Per-image draws: state, rotation (cryoDRGN pose), shift in pixels (x, y), ctf.pkl row."""
+
+    states: np.ndarray
+    rotations: np.ndarray
+    shifts: np.ndarray
+    ctf: np.ndarray
+
+
+def draw_parameters(
+    source: Source,
+    n_images: int,
+    box: int,
+    pixel_size: float,
+    rng: np.random.Generator,
+    *,
+    defocus=(10000.0, 25000.0),
+    astigmatism: float = 200.0,
+    max_shift: float = 3.0,
+    voltage: float = 300.0,
+    cs: float = 2.7,
+    amplitude_contrast: float = 0.1,
+) -> ImageParameters:
+    """Draw each image's state, uniform random rotation, uniform shift and CTF, in that order."""
+    from densitydiff.simulate.rotations import random_rotations
+
+    d0, d1 = (float(d) for d in defocus)
+    if not (0 < d0 <= d1) or not math.isfinite(d1):
+        raise InputError(f"defocus range must satisfy 0 < MIN <= MAX (Å), got {defocus!r}")
+    states = rng.choice(source.n_states, size=n_images, p=source.weights)
+    rotations = random_rotations(n_images, rng)
+    shifts = rng.uniform(-max_shift, max_shift, size=(n_images, 2))
+    dfu = rng.uniform(d0, d1, size=n_images)
+    dfv = dfu - rng.uniform(0.0, astigmatism, size=n_images)
+    dfang = rng.uniform(-180.0, 180.0, size=n_images)
+    ctf = np.zeros((n_images, 9), dtype=np.float32)
+    ctf[:, 0], ctf[:, 1] = box, pixel_size
+    ctf[:, 2], ctf[:, 3], ctf[:, 4] = dfu, dfv, dfang
+    ctf[:, 5], ctf[:, 6], ctf[:, 7], ctf[:, 8] = voltage, cs, amplitude_contrast, 0.0
+    return ImageParameters(states, rotations, shifts, ctf)
+
+
+def simulate_particles(
+    out_dir: str | os.PathLike,
+    source: Source,
+    *,
+    n_images: int,
+    box: int,
+    pixel_size: float,
+    snr: float,
+    seed: int = 0,
+    defocus=(10000.0, 25000.0),
+    astigmatism: float = 200.0,
+    max_shift: float = 3.0,
+    voltage: float = 300.0,
+    cs: float = 2.7,
+    amplitude_contrast: float = 0.1,
+    chunk_size: int = 256,
+    device=None,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict:
+    """Write a synthetic data set to `out_dir`; return the dataset.json record."""
+    import torch
+    from tqdm import tqdm
+
+    from densitydiff.formats.particles import ParticleWriter, save_ctf, save_poses
+    from densitydiff.formats.star import write_star
+    from densitydiff.maps import DensityMap, write_map
+    from densitydiff.simulate.cryoem import Projector, form_images
+
+    if n_images < 1:
+        raise InputError(f"--n-images must be at least 1, got {n_images}")
+    if box < 8 or box % 2:
+        raise InputError(f"the box must be an even number of pixels >= 8, got {box}")
+    if not (pixel_size > 0 and math.isfinite(pixel_size)):
+        raise InputError(f"pixel size must be positive, got {pixel_size}")
+    if not (snr > 0):
+        raise InputError(f"SNR must be positive (inf for noiseless images), got {snr}")
+    if chunk_size < 1:
+        raise InputError(f"chunk size must be at least 1, got {chunk_size}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    p = draw_parameters(
+        source, n_images, box, pixel_size, rng, defocus=defocus, astigmatism=astigmatism,
+        max_shift=max_shift, voltage=voltage, cs=cs, amplitude_contrast=amplitude_contrast,
+    )  # fmt: skip
+    center = box // 2 * pixel_size
+    origin = (-center, -center, -center)
+    vol_dir = out / "volumes"
+    stack = out / "particles.mrcs"
+    signal_var_sum = 0.0
+    bar = tqdm(total=2 * n_images, desc="simulate particles", unit="img", disable=not progress)
+    with ParticleWriter(stack, n_images, box, pixel_size) as writer:
+        for k in range(source.n_states):
+            volume = source.volume(k, box, pixel_size)
+            write_map(vol_dir / f"state_{k:03d}.mrc", DensityMap(volume, pixel_size, origin))
+            idx = np.flatnonzero(p.states == k)
+            if len(idx) == 0:
+                continue
+            projector = Projector(volume, device=device)
+            for start in range(0, len(idx), chunk_size):
+                sel = idx[start : start + chunk_size]
+                clean = form_images(projector, p.rotations[sel], p.shifts[sel], p.ctf[sel])
+                clean = clean.cpu().numpy()
+                signal_var_sum += float(clean.reshape(len(sel), -1).var(axis=1).sum())
+                writer.write_at(sel, clean)
+                bar.update(len(sel))
+            del projector
+        signal_var = signal_var_sum / n_images
+        sigma = 0.0 if math.isinf(snr) else math.sqrt(signal_var / snr)
+        for start in range(0, n_images, chunk_size):
+            stop = min(start + chunk_size, n_images)
+            images = writer.read(start, stop)
+            if sigma > 0:
+                gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + start)
+                noise = torch.randn(images.shape, generator=gen, dtype=torch.float32).numpy()
+                images = images + sigma * noise
+            writer.write_at(np.arange(start, stop), images, stats=True)
+            bar.update(stop - start)
+    bar.close()
+    trans = (p.shifts / box).astype(np.float32)
+    save_poses(out / "poses.pkl", p.rotations, trans)
+    save_ctf(out / "ctf.pkl", p.ctf)
+    coords = source.coordinates[p.states]
+    write_star(
+        out / "particles.star", "particles.mrcs", p.ctf, p.rotations, trans,
+        extra={"rlnClassNumber": p.states + 1},
+    )  # fmt: skip
+    truth = np.stack([p.states.astype(np.float64), coords], axis=1)
+    with atomic_path(out / "ground_truth.npy") as tmp:
+        np.save(tmp, truth)
+    _write_csv(out / "ground_truth.csv", ["index", "state", "coordinate"],
+               zip(range(n_images), p.states.tolist(), coords.tolist()))  # fmt: skip
+    _write_csv(vol_dir / "states.csv", ["state", "coordinate", "weight", "file"],
+               ((k, float(source.coordinates[k]), float(source.weights[k]), f"state_{k:03d}.mrc")
+                for k in range(source.n_states)))  # fmt: skip
+    record = {
+        "densitydiff_version": _version(),
+        "command": command,
+        "heterogeneity": source.kind,
+        "source": source.params,
+        "n_images": n_images,
+        "box": box,
+        "pixel_size": pixel_size,
+        "snr": None if math.isinf(snr) else snr,
+        "snr_definition": "signal variance / noise variance; signal variance = mean over all "
+        "clean (CTF-applied) images of each image's pixel variance over the whole box",
+        "signal_variance": signal_var,
+        "noise_sigma": sigma,
+        "seed": seed,
+        "defocus_range_A": [float(d) for d in defocus],
+        "astigmatism_A": astigmatism,
+        "max_shift_px": max_shift,
+        "voltage_kV": voltage,
+        "cs_mm": cs,
+        "amplitude_contrast": amplitude_contrast,
+        "chunk_size": chunk_size,
+        "n_states": source.n_states,
+        "state_coordinates": source.coordinates.tolist(),
+        "state_weights": source.weights.tolist(),
+        "conventions": "cryoDRGN: poses.pkl (R per image, translations in box fractions; the "
+        "particle centre sits at D//2 + t*D pixels), ctf.pkl rows [D, Å/px, dfU, dfV, dfang deg, "
+        "kV, Cs mm, w, phase deg]; RELION 3.1 star; volumes (z,y,x) with voxel D//2 at the origin",
+        "files": {
+            "particles": "particles.mrcs",
+            "poses": "poses.pkl",
+            "ctf": "ctf.pkl",
+            "star": "particles.star",
+            "ground_truth": ["ground_truth.npy (columns state, coordinate)", "ground_truth.csv"],
+            "volumes": "volumes/state_XXX.mrc, volumes/states.csv",
+        },
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
+    with atomic_path(out / "dataset.json") as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _write_csv(path: Path, header: list[str], rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        fh.write(",".join(header) + "\n")
+        for row in rows:
+            fh.write(",".join(str(v) for v in row) + "\n")
+
+
+def _version() -> str:
+    from densitydiff import __version__
+
+    return __version__
