@@ -15,7 +15,7 @@ import numpy as np
 
 
 class CubeSymmetry(NamedTuple):
-    """Permute the three spatial axes by `perm`, then reverse the axes whose `flips` entry is set."""
+    """Permute the spatial axes by `perm`, then reverse the axes whose `flips` entry is set."""
 
     perm: tuple[int, int, int]
     flips: tuple[bool, bool, bool]

@@ -62,7 +62,8 @@ class PatchDataset(_Base):
             cube_symmetries(proper_only=augment == "proper") if augment else cube_symmetries()[:1]
         )
         done = complete_structures(self.store)
-        self.structure_ids = sorted(s for s, sp in meta["split"].items() if sp == split and s in done)
+        mine = [s for s, sp in meta["split"].items() if sp == split and s in done]
+        self.structure_ids = sorted(mine)
         counts = [int(done[s]["n_patches"]) for s in self.structure_ids]
         self._index = np.array(
             [(k, p) for k, n in enumerate(counts) for p in range(n)], dtype=np.int64

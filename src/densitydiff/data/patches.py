@@ -6,7 +6,7 @@ import numpy as np
 
 
 def box_fractions(mask: np.ndarray, patch: int) -> np.ndarray:
-    """Fraction of True voxels in every patch^3 box, indexed by the box's corner (summed-area table)."""
+    """Fraction of True voxels in every patch^3 box, by the box's corner (a summed-area table)."""
     s = np.zeros(tuple(n + 1 for n in mask.shape), dtype=np.int64)
     s[1:, 1:, 1:] = mask.astype(np.int64).cumsum(0).cumsum(1).cumsum(2)
     p = patch

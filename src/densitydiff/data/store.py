@@ -124,9 +124,7 @@ def parse_pairs(text: str, resolutions: Sequence[float]) -> tuple[tuple[float, f
     if text == "to-finest":
         return tuple((r, res[0]) for r in res)
     try:
-        return tuple(
-            (float(a), float(b)) for a, b in (item.split(":") for item in text.split(","))
-        )
+        return tuple((float(a), float(b)) for a, b in (item.split(":") for item in text.split(",")))
     except ValueError:
         raise InputError(
             f"--pairs {text!r}: use all, up, to-finest or a list like 4:2,3:2"
@@ -317,9 +315,7 @@ def simulate_structure(
         )
     meta["center"] = [float(v) for v in center]
     n = len(meta["patch_origin"])
-    arrays = {
-        r: (np.stack(patches[r]) if n else np.zeros((0, P, P, P), np.float32)) for r in res
-    }
+    arrays = {r: (np.stack(patches[r]) if n else np.zeros((0, P, P, P), np.float32)) for r in res}
     return arrays, meta
 
 
@@ -473,8 +469,9 @@ def _open_root(store: Path, attrs: dict) -> None:
         for key in ("build", "split"):
             if old[key] != new[key]:
                 raise InputError(
-                    f"{store} was built with different {'arguments' if key == 'build' else 'structures'}"
-                    f"; resume with the same ones or write a new store"
+                    f"{store} was built with different "
+                    f"{'arguments' if key == 'build' else 'structures'}; "
+                    "resume with the same ones or write a new store"
                 )
         return
     root = zarr.open_group(store, mode="w", attributes=attrs, zarr_format=3)
@@ -652,9 +649,7 @@ def store_info(store: str | os.PathLike) -> dict:
             "patches": patches,
             "patches_per_resolution": {f"{r:g}": patches for r in res},
             "bytes_per_resolution": {
-                f"{r:g}": sum(
-                    _dir_bytes(store / "structures" / s / array_name(r)) for s in built
-                )
+                f"{r:g}": sum(_dir_bytes(store / "structures" / s / array_name(r)) for s in built)
                 for r in res
             },
         }
