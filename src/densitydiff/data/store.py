@@ -366,7 +366,11 @@ def write_structure(
             fill_value=0.0,
         )
         a[...] = arrays[r].astype(config.dtype)
-    record = {"structure_id": sid, "source": source, "n_patches": n, **meta}
+    _mark_complete(group, {"structure_id": sid, "source": source, "n_patches": n, **meta})
+
+
+def _mark_complete(group, record: dict) -> None:
+    """The last write of a structure: its metadata with complete=True (one atomic file write)."""
     group.attrs.update({**record, "complete": True})
 
 
@@ -555,11 +559,13 @@ def build_store(
         n_patches=sum(r["n_patches"] for r in results),
         seconds=time.perf_counter() - t0,
     )
+    if not summary.built and not summary.already_complete and summary.failed:
+        sid, message = sorted(summary.failed.items())[0]
+        raise InputError(
+            f"none of {len(summary.failed)} structures could be built; {sid}: {message}"
+        )
     for line in summary.lines():
         log(line)
-    if not summary.built and not summary.already_complete and summary.failed:
-        first = next(iter(sorted(summary.failed.items())))
-        raise InputError(f"no structure could be built; {first[0]}: {first[1]}")
     return summary
 
 
