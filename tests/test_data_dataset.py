@@ -40,9 +40,7 @@ def store(tmp_path_factory):
 def _train_patches(store) -> set[tuple[str, int]]:
     split = read_root(store)["split"]
     done = complete_structures(store)
-    return {
-        (s, p) for s, sp in split.items() if sp == "train" for p in range(done[s]["n_patches"])
-    }
+    return {(s, p) for s, sp in split.items() if sp == "train" for p in range(done[s]["n_patches"])}
 
 
 def test_items_follow_the_contract(store):

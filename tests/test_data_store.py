@@ -29,7 +29,7 @@ IDS = ["1aki", "1orc", "3mfp"]
 CONFIG = BuildConfig(
     resolutions=(3.0, 6.0),
     voxel_size=1.5,
-    patch=16,
+    patch=24,
     patches_per_structure=4,
     rotations=2,
     seed=7,
@@ -97,7 +97,7 @@ def _lowpass(a: np.ndarray, voxel: float, resolution: float) -> np.ndarray:
 
 def test_store_layout_and_metadata(built):
     meta = read_root(built)
-    assert meta["resolutions"] == [3.0, 6.0] and meta["patch"] == 16
+    assert meta["resolutions"] == [3.0, 6.0] and meta["patch"] == 24
     assert meta["voxel_size"] == 1.5 and meta["dtype"] == "float16"
     assert meta["pairs"] == [[3.0, 3.0], [6.0, 3.0], [6.0, 6.0]]
     assert meta["build"]["seed"] == 7 and meta["version"]
@@ -114,7 +114,7 @@ def test_store_layout_and_metadata(built):
                 assert std > 0
         for r in (3.0, 6.0):
             a = zarr.open_array(built / "structures" / sid / array_name(r), mode="r")
-            assert a.shape == (n, 16, 16, 16) and a.chunks == (1, 16, 16, 16)
+            assert a.shape == (n, 24, 24, 24) and a.chunks == (1, 24, 24, 24)
             assert str(a.dtype) == "float16"
 
 
@@ -139,9 +139,9 @@ def test_patches_are_aligned_across_resolutions(built):
 
     Both patches are apodised with the same Hann window (cut-out boxes are not periodic).
     """
-    voxel, p = 1.5, 16
-    shells = [k for k in range(1, p // 2 + 1) if k / (p * voxel) <= 0.8 / 6.0]  # k = 1..3
-    assert shells == [1, 2, 3]
+    voxel, p = 1.5, 24
+    shells = [k for k in range(1, p // 2 + 1) if k / (p * voxel) <= 0.8 / 6.0]  # k = 1..4
+    assert shells == [1, 2, 3, 4]
     w = np.hanning(p + 2)[1:-1]
     window = w[:, None, None] * w[None, :, None] * w[None, None, :]
     for sid in IDS:
@@ -149,10 +149,10 @@ def test_patches_are_aligned_across_resolutions(built):
         target, inp = group["r3"][...].astype(float), group["r6"][...].astype(float)
         for t, x in zip(target, inp):
             curve = _fsc(_lowpass(t, voxel, 6.0) * window, x * window)
-            assert curve[shells].min() > 0.95, (sid, curve)
+            assert curve[shells].min() > 0.99, (sid, curve)
             # the criterion catches a one-voxel misalignment
             moved = _fsc(_lowpass(np.roll(t, 1, axis=0), voxel, 6.0) * window, x * window)
-            assert moved[shells].min() < 0.9, (sid, moved)
+            assert moved[shells].min() < 0.95, (sid, moved)
 
 
 def test_patches_match_an_independent_simulation(built):
@@ -169,7 +169,7 @@ def test_patches_match_an_independent_simulation(built):
         grid = attrs["grids"][k]
         like = DensityMap(np.zeros(grid["shape"], np.float32), grid["voxel_size"], grid["origin"])
         o = attrs["patch_origin"][j]
-        sl = tuple(slice(c, c + 16) for c in o)
+        sl = tuple(slice(c, c + 24) for c in o)
         for r in (3.0, 6.0):
             raw = simulate_map(
                 st, r, like=like, center=attrs["center"], rotation=attrs["rotations"][k]
@@ -182,7 +182,7 @@ def test_patches_match_an_independent_simulation(built):
                 stored, raw.array[sl], atol=2e-3 * std + 1e-3 * np.abs(raw.array[sl]).max()
             )
         # the patch holds density, not solvent
-        z = group["r3"][j].astype(float)
+        z = group["r6"][j].astype(float)  # the coarsest map decides what is density
         assert (z > CONFIG.threshold).mean() >= CONFIG.min_fraction
 
 
@@ -233,16 +233,16 @@ def test_info_counts(built, cli):
     code, out, err = cli("data", "info", built, "--json")
     assert code == 0, err
     rec = json.loads(out)
-    assert rec["patch"] == 16 and rec["resolutions"] == [3.0, 6.0]
+    assert rec["patch"] == 24 and rec["resolutions"] == [3.0, 6.0]
     for name in ("train", "val", "test"):
         s = rec["splits"][name]
         assert s["structures"] == 1 and s["patches_per_resolution"] == {"3": 4, "6": 4}
         assert all(b > 0 for b in s["bytes_per_resolution"].values())
-    assert rec["bytes_uncompressed"] == 3 * 4 * 2 * 16**3 * 2
+    assert rec["bytes_uncompressed"] == 3 * 4 * 2 * 24**3 * 2
     on_disk = sum(f.stat().st_blocks * 512 for f in built.rglob("*") if f.is_file())
     assert rec["bytes_on_disk"] == on_disk
     code, out, err = cli("data", "info", built)
-    assert code == 0 and "train" in out and "16^3" in out
+    assert code == 0 and "train" in out and "24^3" in out
 
 
 def test_bad_structures_are_reported_and_skipped(tmp_path, cli):

@@ -60,9 +60,9 @@ def build(
         [], "--held-out", help="Structures for the test split: ids, comma list, or a file of ids."
     ),
     min_fraction: float = typer.Option(
-        0.1, "--min-fraction", help="Fraction of a patch above --threshold needed (skips solvent)."
+        0.03, "--min-fraction", help="Fraction of a patch above --threshold needed (skips solvent)."
     ),
-    threshold: float = typer.Option(1.0, help="Density threshold, in z-scores of the finest map."),
+    threshold: float = typer.Option(0.5, help="Density threshold, z-score of the coarsest map."),
     padding: float = typer.Option(8.0, help="Å of solvent around the atoms in each grid."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:

@@ -49,8 +49,10 @@ class BuildConfig:
     dtype: str = "float16"
     seed: int = 0
     padding: float = 8.0
-    threshold: float = 1.0  # z-score of the finest map that counts as "density"
-    min_fraction: float = 0.1  # fraction of a patch above threshold; fewer = solvent, skipped
+    # a patch is kept when >= min_fraction of its voxels exceed `threshold` (z-score) in the
+    # coarsest map: its smooth envelope marks the molecule, the finest map only atom centres
+    threshold: float = 0.5
+    min_fraction: float = 0.03
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     held_out: tuple[str, ...] = ()
@@ -292,7 +294,7 @@ def simulate_structure(
         from densitydiff.data.patches import choose_patch_origins
 
         origins = choose_patch_origins(
-            normed[res[0]],
+            normed[res[-1]],
             P,
             per_rot[k],
             rng,
