@@ -136,3 +136,33 @@ def test_distributed_sampler_ranks_are_disjoint_and_cover(store):
     assert abs(len(parts[0]) - len(parts[1])) == 0
     values = np.array([float(ds[i]["input"].std()) for i in sorted(parts[0])])
     assert np.all(values > 0)
+
+
+@pytest.mark.parametrize("compressor", ["zstd", "blosc", "none"])
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_chunk_reader_reads_what_zarr_reads(tmp_path, compressor, dtype):
+    import zarr
+
+    from densitydiff.data.dataset import ChunkReader
+    from densitydiff.data.store import _compressors
+
+    data = np.random.default_rng(0).standard_normal((3, 8, 8, 8)).astype(dtype)
+    data[1] = 0.0  # equal to the fill value: zarr writes no chunk file for it
+    a = zarr.create_array(
+        tmp_path / "a",
+        shape=data.shape,
+        chunks=(1, 8, 8, 8),
+        dtype=dtype,
+        compressors=_compressors(compressor),
+        fill_value=0.0,
+    )
+    a[...] = data
+    reader = ChunkReader.open(tmp_path / "a")
+    assert isinstance(reader, ChunkReader)
+    for p in range(3):
+        assert np.array_equal(reader[p], zarr.open_array(tmp_path / "a", mode="r")[p])
+        assert np.array_equal(reader[p], data[p])
+    b = zarr.create_array(tmp_path / "b", shape=data.shape, chunks=(3, 4, 8, 8), dtype=dtype)
+    b[...] = data
+    other = ChunkReader.open(tmp_path / "b")  # another layout: zarr reads it
+    assert not isinstance(other, ChunkReader) and np.array_equal(other[2], data[2])
