@@ -108,8 +108,8 @@ class PatchDataset(_Base):
             sym = self.symmetries[int(torch.randint(len(self.symmetries), ()))]
             x, y = apply_symmetry(x, sym), apply_symmetry(y, sym)
         # one pass: permute/flip view -> contiguous float32 (also the float16 -> float32 step)
-        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        y = x if r_out == r_in else torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
+        x = torch.from_numpy(np.array(x, dtype=np.float32, order="C"))
+        y = x if r_out == r_in else torch.from_numpy(np.array(y, dtype=np.float32, order="C"))
         return {
             "input": x[None],
             "target": y[None],

@@ -469,19 +469,22 @@ def _open_root(store: Path, attrs: dict) -> None:
     """Create the root group, or check that an existing one was built with the same arguments."""
     import zarr
 
-    if (store / "zarr.json").exists():
-        old = read_root(store)
-        new = attrs["densitydiff"]
-        for key in ("build", "split"):
-            if old[key] != new[key]:
-                raise InputError(
-                    f"{store} was built with different "
-                    f"{'arguments' if key == 'build' else 'structures'}; "
-                    "resume with the same ones or write a new store"
-                )
-        return
-    root = zarr.open_group(store, mode="w", attributes=attrs, zarr_format=3)
-    root.create_group("structures")
+    if not (store / "zarr.json").exists():
+        # "w-" never deletes: a shard that starts at the same moment keeps what another wrote
+        try:
+            zarr.open_group(store, mode="w-", attributes=attrs, zarr_format=3)
+        except Exception:  # created meanwhile by another shard: checked below
+            if not (store / "zarr.json").exists():
+                raise
+    old, new = read_root(store), attrs["densitydiff"]
+    for key in ("build", "split"):
+        if old[key] != new[key]:
+            raise InputError(
+                f"{store} was built with different "
+                f"{'arguments' if key == 'build' else 'structures'}; "
+                "resume with the same ones or write a new store"
+            )
+    zarr.open_group(store, mode="r+").require_group("structures")
 
 
 @dataclasses.dataclass
