@@ -100,12 +100,21 @@ def _fix_elements(model: gemmi.Model) -> None:
                     atom.element = gemmi.Element(_name_element(name) or "X")
 
 
+def _is_ligand(res: gemmi.Residue) -> bool:
+    """Not water, and a non-polymer entity or not an amino acid/nucleotide (ions, sugars, ...)."""
+    if res.is_water():
+        return False
+    if res.entity_type in (gemmi.EntityType.NonPolymer, gemmi.EntityType.Branched):
+        return True
+    info = gemmi.find_tabulated_residue(res.name)
+    return info is None or not (info.is_amino_acid() or info.is_nucleic_acid())
+
+
 def _remove_ligands(st: gemmi.Structure) -> None:
-    """Delete non-polymer, non-water residues (ligands, ions, sugars)."""
-    drop = (gemmi.EntityType.NonPolymer, gemmi.EntityType.Branched)
+    """Delete ligands, ions and sugars (also when a missing TER merged them into a chain)."""
     for chain in st[0]:
         for i in range(len(chain) - 1, -1, -1):
-            if chain[i].entity_type in drop:
+            if _is_ligand(chain[i]):
                 del chain[i]
 
 

@@ -26,6 +26,7 @@ from densitydiff.maps import DensityMap
 
 SCATTERING = ("electron", "xray")
 _EPS = 1e-3  # aliasing left in the pass band, relative (sets the extra blur)
+_CUTOFF = 1e-5  # gemmi: an atom's density is summed out to where it drops below this
 _SQRT2P1 = 1.0 + math.sqrt(2.0)
 
 
@@ -183,15 +184,14 @@ def simulate_map(
     lowpass_kernel(np.zeros(1), resolution, lowpass_kind)  # validates the kind
     s_band = (3.0 if lowpass_kind == "gaussian" else 1.0) / resolution
     s_band = min(s_band, float(np.max(0.5 / voxel)))
-    # Compute on a finer grid (voxel/k) when needed so that an extra blur B can push the
-    # aliased copies (at |s| >= 1/v_c - s_band) below _EPS while its removal stays <= 1/_EPS.
-    k = np.maximum(1, np.ceil(voxel * _SQRT2P1 * s_band - 1e-9)).astype(int)
-    v_fine = voxel / k
-    s_alias = float(np.min(1.0 / v_fine)) - s_band
-    blur = 4.0 * math.log(1.0 / _EPS) / (s_alias**2 - s_band**2)
-
+    # Compute on a finer grid (same extent, more voxels) when needed so that an extra blur B
+    # pushes the aliased copies (at |s| >= 1/v_fine - s_band) below _EPS while dividing it out
+    # again amplifies by at most 1/_EPS: this needs 1/v_fine >= (1 + sqrt 2) s_band.
+    oversample = np.maximum(1.0, voxel * _SQRT2P1 * s_band)
     calc.d_min = resolution
-    calc.blur = blur
+    calc.cutoff = _CUTOFF
+    s_alias = float(np.min(oversample / voxel)) - s_band  # FFT-size rounding only raises it
+    calc.blur = 4.0 * math.log(1.0 / _EPS) / (s_alias**2 - s_band**2)  # upper bound, for radius
     radius = 0.0
     probe = gemmi.Atom()
     probe.occ = 1.0
@@ -215,7 +215,11 @@ def simulate_map(
     hi_pad = np.ceil(np.maximum(0.0, guard - (box_hi - pos.max(axis=0))) / voxel).astype(int)
     n_ext = np.array([_fast_len(int(n)) for n in out_shape_a + lo_pad + hi_pad])
     ext_origin = origin - lo_pad * voxel
-    n_fine = n_ext * k
+    n_fine = np.array([_fast_len(int(math.ceil(n * f - 1e-6))) for n, f in zip(n_ext, oversample)])
+    v_fine = n_ext * voxel / n_fine
+    s_alias = float(np.min(1.0 / v_fine)) - s_band
+    blur = 4.0 * math.log(1.0 / _EPS) / (s_alias**2 - s_band**2)
+    calc.blur = blur
 
     # gemmi works in x, y, z: reverse our (z, y, x) axes.
     extent = n_ext * voxel
@@ -247,11 +251,11 @@ def simulate_map(
     spectrum *= (
         np.exp(blur * s**2 / 4.0) * lowpass_kernel(s, resolution, lowpass_kind) * (s <= s_band)
     )
-    if np.any(k > 1):
-        iz = np.fft.fftfreq(n_ext[0], 1.0 / n_ext[0]).astype(int) % n_fine[0]
-        iy = np.fft.fftfreq(n_ext[1], 1.0 / n_ext[1]).astype(int) % n_fine[1]
+    if np.any(n_fine != n_ext):
+        iz = np.fft.fftfreq(n_ext[0], 1.0 / n_ext[0]).round().astype(int) % n_fine[0]
+        iy = np.fft.fftfreq(n_ext[1], 1.0 / n_ext[1]).round().astype(int) % n_fine[1]
         ix = np.arange(n_ext[2] // 2 + 1)
-        spectrum = spectrum[np.ix_(iz, iy, ix)] / float(np.prod(k))
+        spectrum = spectrum[np.ix_(iz, iy, ix)] * (np.prod(n_ext) / np.prod(n_fine))
     ext = np.fft.irfftn(spectrum, s=tuple(int(n) for n in n_ext))
     sl = tuple(slice(int(p), int(p) + n) for p, n in zip(lo_pad, out_shape))
     return DensityMap(ext[sl].astype(np.float32), tuple(voxel), tuple(origin))
