@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from densitydiff.cli import data as _data
 from densitydiff.cli import demo as _demo
 from densitydiff.cli import maps as _maps
 from densitydiff.cli import simulate as _simulate
@@ -33,6 +34,7 @@ def _root() -> None:
 _maps.register(app)
 _simulate.register(app)
 _demo.register(app)
+_data.register(app)
 
 
 def _cli_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
