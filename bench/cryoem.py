@@ -131,21 +131,28 @@ def cryodrgn_backproject(D: int = 64, n: int = 5000) -> dict:
                            volumes=[vol])  # fmt: skip
         simulate_particles(tmp, src, n_images=n, box=D, pixel_size=2.0, snr=float("inf"),
                            seed=0, progress=False)  # fmt: skip
-        out = Path(tmp) / "backproject.mrc"
-        cmd = [exe, "backproject_voxel", f"{tmp}/particles.mrcs", "--poses", f"{tmp}/poses.pkl",
-               "--ctf", f"{tmp}/ctf.pkl", "-o", str(out)]  # fmt: skip
-        run = subprocess.run(cmd, capture_output=True, text=True)
-        if run.returncode != 0:
-            return {"error": run.stderr[-2000:], "command": " ".join(cmd)}
-        maps = sorted(Path(tmp).rglob("*.mrc"))
-        rec = read_map(out if out.is_file() else maps[0]).array
         truth = read_map(Path(tmp) / "volumes" / "state_000.mrc").array
-        curve = fsc(rec, truth)
-        flipped = fsc(rec[::-1].copy(), truth)  # a handedness mismatch would show here
-        below = np.flatnonzero(curve < 0.5)
-        return {"command": " ".join(cmd), "fsc": curve.round(3).tolist(),
-                "fsc_0.5_shell": int(below[0]) if len(below) else D // 2,
-                "fsc_flipped_mean": float(flipped.mean())}  # fmt: skip
+        report: dict = {}
+        # cryoDRGN inverts the data sign by default (dark particles); our images are of
+        # positive density, so --uninvert-data is the matching setting. Both are reported.
+        for label, extra in (("uninvert_data", ["--uninvert-data"]), ("default", [])):
+            outdir = Path(tmp) / f"backproject_{label}"
+            cmd = [exe, "backproject_voxel", f"{tmp}/particles.mrcs", "--poses",
+                   f"{tmp}/poses.pkl", "--ctf", f"{tmp}/ctf.pkl", "-o", str(outdir),
+                   "--no-half-maps", *extra]  # fmt: skip
+            run = subprocess.run(cmd, capture_output=True, text=True)
+            if run.returncode != 0:
+                report[label] = {"error": run.stderr[-2000:], "command": " ".join(cmd)}
+                continue
+            rec = read_map(outdir / "backproject.mrc").array
+            curve = fsc(rec, truth)
+            flipped = fsc(rec[::-1].copy(), truth)  # a handedness mismatch would show here
+            below = np.flatnonzero(curve < 0.5)
+            report[label] = {"command": " ".join(cmd), "fsc": curve.round(3).tolist(),
+                             "fsc_0.5_shell": int(below[0]) if len(below) else D // 2,
+                             "nyquist_shell": D // 2,
+                             "fsc_flipped_mean": float(flipped.mean())}  # fmt: skip
+        return report
 
 
 def main() -> None:
