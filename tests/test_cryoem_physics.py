@@ -79,7 +79,8 @@ def _blobs(D: int):
         out = np.zeros((len(rot), D, D))
         for i, a_mat in enumerate(rot):
             for a, p in zip(amps, centers):
-                q = a_mat @ p + np.array([shifts[i, 0], shifts[i, 1], 0.0])  # p_image = A r
+                # p_image = A r - t: the particle sits at D // 2 - t (cryoDRGN's sign)
+                q = a_mat @ p - np.array([shifts[i, 0], shifts[i, 1], 0.0])
                 g = np.exp(-((xx - q[0]) ** 2 + (yy - q[1]) ** 2) / (2 * sigma**2))
                 out[i] += a * np.sqrt(2 * np.pi) * sigma * g
         return out
@@ -170,6 +171,85 @@ def test_phase_flip_leaves_the_ctf_magnitude():
         spectrum = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(img[i].numpy())))
         got = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(flipped[i].numpy())))
         np.testing.assert_allclose(got[inside], (spectrum * np.abs(c))[inside], atol=2e-3)
+
+
+def _cryodrgn_lattice(D: int) -> np.ndarray:
+    """cryoDRGN's 2-D frequency lattice (D+1)^2 x 2 in cycles/px, written out from its docs:
+    linspace(-D/2, D/2, D+1) / D on a 'xy' meshgrid, so x runs along an image row (last axis)."""
+    line = np.linspace(-D / 2, D / 2, D + 1) / D
+    x, y = np.meshgrid(line, line)
+    return np.stack([x.ravel(), y.ravel()], 1)
+
+
+def _cryodrgn_ht(images: np.ndarray) -> np.ndarray:
+    """cryoDRGN's centred Hartley transform (Re - Im of the centred FFT), symmetrised to D+1."""
+    f = np.fft.fftshift(np.fft.fft2(np.fft.fftshift(images, axes=(-2, -1))), axes=(-2, -1))
+    h = f.real - f.imag
+    out = np.concatenate([h, h[:, :1]], axis=1)
+    return np.concatenate([out, out[:, :, :1]], axis=2)  # last row/column repeat the first
+
+
+def test_shift_sign_is_cryodrgns_particle_at_centre_minus_t():
+    """Regression (cryoDRGN backproject_voxel FSC flipped sign at sinc(2 * 2 t_max k) zeros):
+    our shifted images must be re-centred by cryoDRGN's published Hartley shift with +t."""
+    D = 32
+    vol, _ = _blobs(D)
+    rng = np.random.default_rng(5)
+    rot = random_rotations(3, rng)
+    t = np.array([[3.0, -2.0], [-1.5, 2.5], [0.7, 1.9]])
+    projector = cryoem.Projector(vol)
+    centred = cryoem.form_images(projector, rot, None, None).numpy().astype(np.float64)
+    shifted = cryoem.form_images(projector, rot, t, None).numpy().astype(np.float64)
+    # translate_ht: H'(k) = cos(2 pi k.t) H(k) + sin(2 pi k.t) H(-k); H(-k) is the reversed
+    # flattened symmetric lattice
+    k = _cryodrgn_lattice(D)
+    h = _cryodrgn_ht(shifted).reshape(3, -1)
+    phase = 2 * np.pi * (t @ k.T)  # (3, (D+1)^2)
+    recentred = np.cos(phase) * h + np.sin(phase) * h[:, ::-1]
+    inside = (k**2).sum(1) < (0.5 - 2 / D) ** 2
+    want = _cryodrgn_ht(centred).reshape(3, -1)
+    scale = np.abs(want).max()
+    assert np.abs(recentred - want)[:, inside].max() / scale < 1e-4
+    wrong = np.cos(phase) * h - np.sin(phase) * h[:, ::-1]  # the old sign: D // 2 + t
+    assert np.abs(wrong - want)[:, inside].max() / scale > 0.1
+    # in real space: a blob at the volume centre lands at pixel (x, y) = D // 2 - t
+    c = np.arange(D) - D // 2
+    z, y, x = np.meshgrid(c, c, c, indexing="ij")
+    one = np.exp(-(x**2 + y**2 + z**2) / 8.0)
+    img = cryoem.form_images(cryoem.Projector(one), np.eye(3)[None], t[:1], None).numpy()[0]
+    yy, xx = np.meshgrid(np.arange(D), np.arange(D), indexing="ij")
+    centroid = np.array([(img * xx).sum(), (img * yy).sum()]) / img.sum()
+    np.testing.assert_allclose(centroid, D // 2 - t[0], atol=0.05)
+
+
+def test_effective_ctf_in_images_is_cryodrgns_on_its_lattice():
+    """FFT(image with CTF) / FFT(image without) equals the published compute_ctf on cryoDRGN's
+    frequency lattice (x along rows, 1 / (D * pixel) spacing), astigmatism orientation included."""
+    D = 32
+    vol, _ = _blobs(D)
+    rot = random_rotations(2, np.random.default_rng(6))
+    params = np.array([[D, 2.0, 15000, 13500, 35, 300, 2.7, 0.1, 0],
+                       [D, 2.0, 21000, 20000, -70, 300, 2.7, 0.07, 0]])  # fmt: skip
+    projector = cryoem.Projector(vol)
+    with_ctf = cryoem.form_images(projector, rot, None, params).numpy().astype(np.float64)
+    without = cryoem.form_images(projector, rot, None, None).numpy().astype(np.float64)
+    fa = np.fft.fftshift(np.fft.fft2(np.fft.fftshift(with_ctf, axes=(-2, -1))), axes=(-2, -1))
+    fb = np.fft.fftshift(np.fft.fft2(np.fft.fftshift(without, axes=(-2, -1))), axes=(-2, -1))
+    k = _cryodrgn_lattice(D).reshape(D + 1, D + 1, 2)[:D, :D]  # drop the repeated edge
+    for i, row in enumerate(params):
+        _, apix, dfu, dfv, dfang, kv, cs, w, _ = row
+        x, y = k[..., 0] / apix, k[..., 1] / apix
+        volt = kv * 1000
+        lam = 12.2639 / np.sqrt(volt + 0.97845e-6 * volt**2)
+        ang, s2 = np.arctan2(y, x), x**2 + y**2
+        df = 0.5 * (dfu + dfv + (dfu - dfv) * np.cos(2 * (ang - np.deg2rad(dfang))))
+        gamma = 2 * np.pi * (-0.5 * df * lam * s2 + 0.25 * cs * 1e7 * lam**3 * s2**2)
+        want = np.sqrt(1 - w**2) * np.sin(gamma) - w * np.cos(gamma)
+        keep = np.abs(fb[i]) > 1e-3 * np.abs(fb[i]).max()
+        measured = fa[i][keep] / fb[i][keep]
+        assert np.abs(measured.imag).max() < 1e-3
+        assert np.abs(measured.real - want[keep]).max() < 1e-3
+        assert np.abs(measured.real - want.T[keep]).max() > 0.05  # x/y swapped would fail
 
 
 def test_noise_has_the_requested_snr():

@@ -4,8 +4,10 @@ Conventions are cryoDRGN's (so its files and ours mean the same thing):
 - images are (y, x) arrays; volumes (z, y, x); the origin is pixel/voxel index D // 2;
 - a pose is a matrix A acting on (x, y, z) vectors (see `rotations`): the image is the projection
   along z of the volume rotated by A, so its 2-D transform is the central slice V^(A^T k);
-- a translation t (pixels, (x, y)) moves the particle to D // 2 + t: the image's transform is
-  multiplied by exp(-2 pi i k.t) (poses.pkl stores t / D);
+- a translation t (pixels, (x, y)) is the shift that re-centres the particle: the particle sits
+  at D // 2 - t and the image's transform is the centred one times exp(+2 pi i k.t) (cryoDRGN's
+  `Lattice.translate_ht(image, t)` multiplies by exp(-2 pi i k.t) to undo it; poses.pkl
+  stores t / D, RELION's rlnOriginX/Y and cryoSPARC's shift are t with the same sign);
 - ctf.pkl rows are [D, pixel Å, defocus U Å, defocus V Å, defocus angle deg, kV, Cs mm,
   amplitude contrast w, phase shift deg]; the CTF is cryoDRGN's `compute_ctf` (see `ctf`).
 """
@@ -97,12 +99,16 @@ def ctf(ctf_params: np.ndarray | torch.Tensor, bfactor: float | None = None, dev
 
 
 def shift_phases(D: int, shifts: torch.Tensor) -> torch.Tensor:
-    """Phase ramps (N, D, D) exp(-2 pi i k.t) that move images by `shifts` (N, 2) pixels (x, y)."""
+    """Phase ramps (N, D, D) exp(+2 pi i k.t) for pose translations t (N, 2) pixels (x, y).
+
+    They move a centred image to where the particle sits, D // 2 - t (cryoDRGN's and RELION's
+    sign: t is the shift that re-centres the particle); `shift_phases(D, -t)` undoes them.
+    """
     torch = _torch()
     shifts = torch.as_tensor(shifts, dtype=torch.float64)
     fx, fy = frequencies(D, 1.0, device=shifts.device)
     arg = fx * shifts[:, 0, None, None] + fy * shifts[:, 1, None, None]
-    return torch.polar(torch.ones_like(arg), -2 * math.pi * arg).to(torch.complex64)
+    return torch.polar(torch.ones_like(arg), 2 * math.pi * arg).to(torch.complex64)
 
 
 class Projector:
@@ -216,7 +222,8 @@ def add_noise(images, sigma: float, generator=None):
 def project_real_space(volume, rotations, shifts=None, order: int = 3) -> np.ndarray:
     """Projections by rotating the volume in real space (spline interpolation) and summing along z.
 
-    The reference for `Projector`: image pixel p = (x, y) sums V(A^T (x - t_x, y - t_y, z)) over z.
+    The reference for `Projector`: image pixel p = (x, y) sums V(A^T (x + t_x, y + t_y, z)) over z
+    (the particle sits at D // 2 - t, see the module docstring).
     """
     from scipy.ndimage import map_coordinates
 
@@ -228,7 +235,7 @@ def project_real_space(volume, rotations, shifts=None, order: int = 3) -> np.nda
     z, y, x = np.meshgrid(c, c, c, indexing="ij")
     out = np.empty((len(rot), D, D))
     for i, a in enumerate(rot):
-        p = np.stack([x - t[i, 0], y - t[i, 1], z], -1).reshape(-1, 3)
+        p = np.stack([x + t[i, 0], y + t[i, 1], z], -1).reshape(-1, 3)
         r = p @ a  # A^T p as row vectors, (x, y, z)
         idx = r[:, ::-1].T + D // 2
         samples = map_coordinates(vol, idx, order=order, mode="constant", cval=0.0)

@@ -435,7 +435,7 @@ def simulate_particles(
         "state_coordinates": source.coordinates.tolist(),
         "state_weights": source.weights.tolist(),
         "conventions": "cryoDRGN: poses.pkl (R per image, translations in box fractions; the "
-        "particle centre sits at D//2 + t*D pixels), ctf.pkl rows [D, Å/px, dfU, dfV, dfang deg, "
+        "particle centre sits at D//2 - t*D pixels), ctf.pkl rows [D, Å/px, dfU, dfV, dfang deg, "
         "kV, Cs mm, w, phase deg]; RELION 3.1 star; volumes (z,y,x) with voxel D//2 at the origin",
         "files": {
             "particles": "particles.mrcs",
