@@ -133,8 +133,9 @@ def cryodrgn_backproject(D: int = 64, n: int = 5000) -> dict:
                            seed=0, progress=False)  # fmt: skip
         truth = read_map(Path(tmp) / "volumes" / "state_000.mrc").array
         report: dict = {}
-        # cryoDRGN inverts the data sign by default (dark particles); our images are of
-        # positive density, so --uninvert-data is the matching setting. Both are reported.
+        # Our stacks hold CTF * (P V) with cryoDRGN's CTF, as its own simulator writes them;
+        # its default inverts the data sign (for experimental stacks), so --uninvert-data is
+        # the matching setting (the default gives -V). Both are reported.
         for label, extra in (("uninvert_data", ["--uninvert-data"]), ("default", [])):
             outdir = Path(tmp) / f"backproject_{label}"
             cmd = [exe, "backproject_voxel", f"{tmp}/particles.mrcs", "--poses",
