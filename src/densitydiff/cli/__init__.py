@@ -11,6 +11,7 @@ import sys
 import typer
 
 from densitydiff.cli import maps as _maps
+from densitydiff.cli import prior as _prior
 from densitydiff.errors import InputError
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ def _root() -> None:
 
 
 _maps.register(app)
+_prior.register(app)
 
 
 def _cli_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:

@@ -20,17 +20,19 @@ def _t(a) -> torch.Tensor:
                            dtype=torch.float64).reshape(len(a), -1)
 
 
-def _pair_mean(x: torch.Tensor, y: torch.Tensor, fn, exclude_diagonal: bool = False) -> float:
-    """Mean of fn(|x_i - y_j|^2) over all pairs (or i != j when x is y), in row blocks."""
-    total = 0.0
+def _pair_means(x: torch.Tensor, y: torch.Tensor, fns, exclude_diagonal: bool = False):
+    """Mean of each fn(|x_i - y_j|^2) over all pairs (or i != j when x is y), in row blocks."""
+    totals = [0.0] * len(fns)
     for start in range(0, len(x), _BLOCK):
-        d2 = torch.cdist(x[start : start + _BLOCK], y).square()
-        total += float(fn(d2).sum())
+        d2 = torch.cdist(x[start : start + _BLOCK], y).square_()
+        for i, fn in enumerate(fns):
+            totals[i] += float(fn(d2).sum())
     n_pairs = len(x) * len(y)
     if exclude_diagonal:
-        total -= len(x) * float(fn(torch.zeros(1, dtype=torch.float64)))
+        zero = torch.zeros(1, dtype=torch.float64)
+        totals = [t - len(x) * float(fn(zero)) for t, fn in zip(totals, fns)]
         n_pairs -= len(x)
-    return total / n_pairs
+    return [t / n_pairs for t in totals]
 
 
 def median_bandwidth(x, y=None, max_points: int = 2000, seed: int = 0) -> float:
@@ -50,17 +52,11 @@ def mmd2(x, y, bandwidths: Sequence[float], unbiased: bool = False) -> float:
     by default, the unbiased U-statistic (eq. 4) with unbiased=True.
     """
     x, y = _t(x), _t(y)
-    out = 0.0
-    for h in bandwidths:
-
-        def k(d2, h=h):
-            return torch.exp(-d2 / (2 * h * h))
-
-        kxx = _pair_mean(x, x, k, exclude_diagonal=unbiased)
-        kyy = _pair_mean(y, y, k, exclude_diagonal=unbiased)
-        kxy = _pair_mean(x, y, k)
-        out += kxx + kyy - 2 * kxy
-    return out / len(bandwidths)
+    kernels = [lambda d2, h=h: torch.exp(-d2 / (2 * h * h)) for h in bandwidths]
+    kxx = _pair_means(x, x, kernels, exclude_diagonal=unbiased)
+    kyy = _pair_means(y, y, kernels, exclude_diagonal=unbiased)
+    kxy = _pair_means(x, y, kernels)
+    return sum(a + b - 2 * c for a, b, c in zip(kxx, kyy, kxy)) / len(bandwidths)
 
 
 def mmd(x, y, bandwidth: float | None = None, scales: Sequence[float] = SCALES) -> float:
@@ -79,10 +75,9 @@ def energy_distance(x, y) -> float:
     """
     x, y = _t(x), _t(y)
 
-    def dist(d2):
-        return torch.sqrt(d2)
-
-    return 2 * _pair_mean(x, y, dist) - _pair_mean(x, x, dist) - _pair_mean(y, y, dist)
+    dist = [torch.sqrt]
+    (dxy,), (dxx,), (dyy,) = _pair_means(x, y, dist), _pair_means(x, x, dist), _pair_means(y, y, dist)
+    return 2 * dxy - dxx - dyy
 
 
 def sliced_wasserstein(x, y, n_projections: int = 256, seed: int = 0) -> float:
