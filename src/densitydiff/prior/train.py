@@ -162,7 +162,7 @@ def train_prior(
         max_epochs=config.epochs,
         accelerator="auto",
         devices=1,
-        logger=pl.loggers.CSVLogger(run_dir, name="logs", version=0),
+        logger=pl.loggers.CSVLogger(run_dir, name="logs"),
         callbacks=[checkpoint],
         enable_progress_bar=progress,
         enable_model_summary=False,
