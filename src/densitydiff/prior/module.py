@@ -51,4 +51,10 @@ class PriorModule(pl.LightningModule):
                 p_ema.lerp_(p, 1.0 - decay)
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.denoiser.parameters(), lr=self.config["lr"])
+        opt = torch.optim.Adam(self.denoiser.parameters(), lr=self.config["lr"])
+        if self.config.get("lr_schedule", "constant") != "cosine":
+            return opt
+        # cosine decay to 0 over the run: the last steps average out Adam's noise
+        steps = max(int(self.trainer.estimated_stepping_batches), 1)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -25,6 +25,7 @@ class PriorConfig:
     epochs: int = 400
     batch_size: int = 1024
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine" (decay to 0 over the epochs)
     width: int = 128
     depth: int = 16
     emb_dim: int = 64
@@ -53,6 +54,8 @@ class PriorConfig:
                 raise InputError(f"config {f.name} must be a number, got {v!r}")
         if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.width < 1 or cfg.depth < 0:
             raise InputError("epochs, batch_size and width must be >= 1, depth >= 0")
+        if cfg.lr_schedule not in ("cosine", "constant"):
+            raise InputError(f"lr_schedule must be cosine or constant, got {cfg.lr_schedule!r}")
         if not (0 < cfg.sigma_min < cfg.sigma_max) or cfg.lr <= 0 or not 0 <= cfg.ema_decay < 1:
             raise InputError("need 0 < sigma_min < sigma_max, lr > 0, 0 <= ema_decay < 1")
         return cfg
