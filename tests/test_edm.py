@@ -54,7 +54,7 @@ def test_sigma_sampling_is_log_normal():
 
 
 def test_loss_of_the_optimal_denoiser_matches_quadrature():
-    """E lambda |D* - x|^2 with D* optimal for N(0, s^2): lambda(sigma) sigma^2 s^2/(s^2+sigma^2)."""
+    """E lambda |D* - x|^2, D* optimal for N(0, s^2): E lambda(sigma) sigma^2 s^2/(s^2+sigma^2)."""
     s, sd = 2.0, 1.0
     denoiser = edm.EDMDenoiser(torch.nn.Identity(), sigma_data=sd)
     denoiser.forward = gaussian_denoiser(s)  # the exact posterior mean, not a network
@@ -90,7 +90,7 @@ def test_karras_sigmas_eq5():
 
 @pytest.mark.parametrize("time", ["log_sigma", "sigma"])
 def test_ode_flow_of_gaussian_matches_closed_form(time):
-    """For N(0, s^2) data the flow is x(sigma) = x(sigma0) sqrt((s^2 + sigma^2)/(s^2 + sigma0^2))."""
+    """For N(0, s^2) data the flow is x(sigma) = x(sigma0) sqrt((s^2+sigma^2)/(s^2+sigma0^2))."""
     s = 0.8
     x0 = torch.randn(64, 3, dtype=torch.float64) * math.sqrt(s**2 + 80.0**2)
     res = edm.ode_solve(gaussian_denoiser(s), x0, 80.0, 0.002, rtol=1e-8, atol=1e-8, time=time)

@@ -1,4 +1,4 @@
-"""The latent prior end to end: file formats, training run, samplers, round trip, CLI, bad inputs."""
+"""The latent prior end to end: formats, training run, samplers, round trip, CLI, bad inputs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from conftest import TESTDATA, run_cli
 
 from densitydiff.errors import InputError
 from densitydiff.formats.pkl import load_pickle, load_pickles, save_pickles
-from densitydiff.prior.latents import LatentStats, Latents, load_latents, save_latents
+from densitydiff.prior.latents import Latents, LatentStats, load_latents, save_latents
 from densitydiff.prior.synthetic import circular
 
 SMALL = {"width": 64, "depth": 4, "emb_dim": 32, "batch_size": 500, "lr": 2e-3}
@@ -95,7 +95,9 @@ def test_bad_latents_are_refused(tmp_path, cli):
     for name in cases:
         with pytest.raises(InputError):
             LatentStats.fit(load_latents(tmp_path / name))
-        code, out, err = cli("prior", "train", tmp_path / name, "-o", tmp_path / "r", "--no-progress")
+        code, out, err = cli(
+            "prior", "train", tmp_path / name, "-o", tmp_path / "r", "--no-progress"
+        )
         assert code == 2, (name, err)
         assert err.count("\n") == 1 and err.startswith("densitydiff: error:"), err
     assert not marker.exists()  # the payload never ran
@@ -128,12 +130,16 @@ def test_training_is_deterministic_and_resumes(tmp_path):
     c = torch.load(train_prior(z, tmp_path / "a", cfg4, resume=True, progress=False),
                    weights_only=True)  # fmt: skip
     assert c["epochs_trained"] == 4
-    assert not torch.equal(c["state_dict"]["net.output.weight"], a["state_dict"]["net.output.weight"])
+    assert not torch.equal(
+        c["state_dict"]["net.output.weight"], a["state_dict"]["net.output.weight"]
+    )
     with pytest.raises(InputError):
         train_prior(z, tmp_path / "none", cfg, resume=True, progress=False)
 
 
-@pytest.mark.parametrize("method", ["ode", "heun", "sde", "langevin", "gaussian", "gaussian-langevin"])
+@pytest.mark.parametrize(
+    "method", ["ode", "heun", "sde", "langevin", "gaussian", "gaussian-langevin"]
+)
 def test_sample_cli_every_method(run, cli, method):
     out = run / f"s_{method}.pkl"
     code, text, err = cli("prior", "sample", run / "run", "-n", "200", "-o", out,
@@ -180,7 +186,11 @@ def test_interpolate_cli(run, cli):
     assert code == 0, err
     line = np.load(run / "line.npy")
     assert np.allclose(line[2], (z[1] + z[2]) / 2, atol=1e-5)
-    for bad in (["--start", "0", "--end", "99999"], ["--start", "0", "--zb", "1,2"], ["--end", "1"]):
+    for bad in (
+        ["--start", "0", "--end", "99999"],
+        ["--start", "0", "--zb", "1,2"],
+        ["--end", "1"],
+    ):
         code, _, err = cli("prior", "interpolate", run / "run", *bad, "-o", run / "x.npy")
         assert code == 2 and err.startswith("densitydiff: error:"), err
 

@@ -46,7 +46,9 @@ def test_mmd2_matches_closed_form_for_shifted_gaussians():
         expected = rbf_mmd2_gaussians(float(np.linalg.norm(shift)), s, h, d)
         assert mmd2(x, y, [h], unbiased=True) == pytest.approx(expected, abs=0.01, rel=0.05)
     multi = mmd2(x, y, [0.7, 3.0], unbiased=True)
-    expected = 0.5 * sum(rbf_mmd2_gaussians(float(np.linalg.norm(shift)), s, h, d) for h in (0.7, 3))
+    expected = 0.5 * sum(
+        rbf_mmd2_gaussians(float(np.linalg.norm(shift)), s, h, d) for h in (0.7, 3)
+    )
     assert multi == pytest.approx(expected, abs=0.01, rel=0.05)
 
 

@@ -1,4 +1,4 @@
-"""`densitydiff prior ...`: train, sample, interpolate, evaluate and plot a latent diffusion prior."""
+"""`densitydiff prior ...`: train, sample, interpolate, evaluate, plot a latent diffusion prior."""
 
 from __future__ import annotations
 
@@ -70,8 +70,9 @@ def sample(
 
     _check_suffix(out)
     prior = load_prior(run)
-    z, info = sample_prior(prior, n, method, seed=seed, beta=beta, steps=steps, rtol=rtol,
-                           atol=atol)
+    z, info = sample_prior(
+        prior, n, method, seed=seed, beta=beta, steps=steps, rtol=rtol, atol=atol
+    )
     save_latents(out, z)
     info.update({"n": n, "out": str(out)})
     if as_json:
@@ -151,8 +152,10 @@ def evaluate(
     for key in ("floor", "learned", "gaussian"):
         r = result[key]
         print(f"{key:10s} {r['mmd']:10.4g} {r['energy']:10.4g} {r['sw2']:10.4g}")
-    print(f"MMD learned/floor {result['mmd_learned_over_floor']:.3g}, "
-          f"learned/N(0,I) {result['mmd_learned_over_gaussian']:.3g}")
+    print(
+        f"MMD learned/floor {result['mmd_learned_over_floor']:.3g}, "
+        f"learned/N(0,I) {result['mmd_learned_over_gaussian']:.3g}"
+    )
 
 
 @prior_app.command("plot")

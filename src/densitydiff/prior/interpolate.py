@@ -1,4 +1,4 @@
-"""Interpolate between two latents through the diffusion's noise space or straight in latent space."""
+"""Interpolate two latents through the diffusion's noise space, or straight in latent space."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ def slerp(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     omega = torch.arccos(cos)
     if float(omega) < 1e-6:
         return (1 - w)[:, None] * a + w[:, None] * b
-    return (torch.sin((1 - w) * omega)[:, None] * a + torch.sin(w * omega)[:, None] * b) / torch.sin(
-        omega
-    )
+    return (
+        torch.sin((1 - w) * omega)[:, None] * a + torch.sin(w * omega)[:, None] * b
+    ) / torch.sin(omega)
 
 
 def encode(prior: Prior, z: np.ndarray, rtol: float = 1e-5, atol: float = 1e-5) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Latent vectors in and out: cryoDRGN z.pkl (means, then log-variances), .npy, .pt; standardising."""
+"""Latent vectors in and out: cryoDRGN z.pkl (means, log-variances), .npy, .pt; standardising."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ def _check(array, path: Path, what: str) -> np.ndarray:
     if a.ndim != 2:
         raise InputError(f"{path}: {what} must be an N x D array, got shape {a.shape}")
     if a.shape[0] < 2 or a.shape[1] < 1:
-        raise InputError(f"{path}: {what} needs at least 2 vectors of dimension >= 1, got {a.shape}")
+        raise InputError(
+            f"{path}: {what} needs at least 2 vectors of dimension >= 1, got {a.shape}"
+        )
     a = a.astype(np.float32)
     if not np.isfinite(a).all():
         bad = int((~np.isfinite(a)).any(axis=1).sum())
@@ -85,9 +87,7 @@ def load_latents(path: str | os.PathLike) -> Latents:
     if len(objs) > 1:
         logvar = _check(objs[1], path, "latent log-variances")
         if logvar.shape != mu.shape:
-            raise InputError(
-                f"{path}: log-variances have shape {logvar.shape}, means {mu.shape}"
-            )
+            raise InputError(f"{path}: log-variances have shape {logvar.shape}, means {mu.shape}")
     return Latents(mu, logvar)
 
 

@@ -16,8 +16,9 @@ _BLOCK = 2048
 
 
 def _t(a) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(a, dtype=np.float64) if not torch.is_tensor(a) else a,
-                           dtype=torch.float64).reshape(len(a), -1)
+    return torch.as_tensor(
+        np.asarray(a, dtype=np.float64) if not torch.is_tensor(a) else a, dtype=torch.float64
+    ).reshape(len(a), -1)
 
 
 def _pair_means(x: torch.Tensor, y: torch.Tensor, fns, exclude_diagonal: bool = False):
@@ -76,7 +77,11 @@ def energy_distance(x, y) -> float:
     x, y = _t(x), _t(y)
 
     dist = [torch.sqrt]
-    (dxy,), (dxx,), (dyy,) = _pair_means(x, y, dist), _pair_means(x, x, dist), _pair_means(y, y, dist)
+    (dxy,), (dxx,), (dyy,) = (
+        _pair_means(x, y, dist),
+        _pair_means(x, x, dist),
+        _pair_means(y, y, dist),
+    )
     return 2 * dxy - dxx - dyy
 
 

@@ -38,9 +38,7 @@ class PriorModule(pl.LightningModule):
         if len(batch) > 1:
             z = z + torch.exp(0.5 * batch[1]) * torch.randn_like(z)
         x = (z - self.mean) / self.std
-        loss = edm_loss(
-            self.denoiser, x, p_mean=self.config["p_mean"], p_std=self.config["p_std"]
-        )
+        loss = edm_loss(self.denoiser, x, p_mean=self.config["p_mean"], p_std=self.config["p_std"])
         self.log("loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 

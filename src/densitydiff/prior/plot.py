@@ -18,8 +18,9 @@ def pca(data: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
     return mean, vt[:k]
 
 
-def plot_prior(prior: Prior, data: np.ndarray, out: str | os.PathLike, n: int = 2000,
-               seed: int = 0) -> Path:
+def plot_prior(
+    prior: Prior, data: np.ndarray, out: str | os.PathLike, n: int = 2000, seed: int = 0
+) -> Path:
     """Scatter data, learned-prior and N(0, I) samples on PC1/PC2; draw an ODE interpolation path.
 
     The path joins the data points with the lowest and highest PC1 score, through noise and
@@ -47,8 +48,9 @@ def plot_prior(prior: Prior, data: np.ndarray, out: str | os.PathLike, n: int = 
 
     fig, axs = plt.subplots(1, 2, figsize=(10, 4.8), sharex=True, sharey=True)
     d = project(data)
-    for ax, (label, z, colour) in zip(axs, [("learned prior (ODE)", learned, "C1"),
-                                            ("N(0, I) prior", gaussian, "C2")]):
+    for ax, (label, z, colour) in zip(
+        axs, [("learned prior (ODE)", learned, "C1"), ("N(0, I) prior", gaussian, "C2")]
+    ):
         ax.scatter(d[:, 0], d[:, 1], s=2, alpha=0.3, c="C0", label="data")
         s = project(z)
         ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.3, c=colour, label=label)

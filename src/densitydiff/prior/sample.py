@@ -19,7 +19,7 @@ METHODS = ("ode", "heun", "sde", "langevin", "gaussian", "gaussian-langevin")
 
 @dataclass
 class Prior:
-    """A trained prior: EDM `denoiser` on standardised latents, their `stats`, training `latents`."""
+    """A trained prior: EDM `denoiser` on standardised latents, `stats`, training `latents`."""
 
     denoiser: edm.EDMDenoiser
     stats: LatentStats

@@ -1,4 +1,4 @@
-"""Train the latent diffusion prior: latents file -> RUN/ with prior.pt, config.yaml, checkpoints."""
+"""Train the latent diffusion prior: latents -> RUN/ with prior.pt, config.yaml, checkpoints."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from densitydiff.atomic import atomic_path
 from densitydiff.errors import InputError
-from densitydiff.prior.latents import LatentStats, Latents, load_latents
+from densitydiff.prior.latents import Latents, LatentStats, load_latents
 
 FORMAT = "densitydiff.prior/1"
 
