@@ -111,12 +111,6 @@ def train_prior(
     Checkpoints go to RUN/checkpoints/last.ckpt each epoch; resume=True continues from it
     (to the same or a larger number of epochs). Deterministic for a given config.seed on CPU.
     """
-    import lightning.pytorch as pl
-    import torch
-    import yaml
-
-    from densitydiff.prior.module import PriorModule
-
     config = config or PriorConfig()
     run_dir = Path(run_dir)
     source = str(latents) if not isinstance(latents, Latents) else "<in memory>"
@@ -131,6 +125,12 @@ def train_prior(
     if not resume and (run_dir / "prior.pt").exists():
         raise InputError(f"{run_dir} already holds a trained prior; use --resume or a new -o")
     run_dir.mkdir(parents=True, exist_ok=True)
+
+    import lightning.pytorch as pl  # heavy: only once the inputs are known to be good
+    import torch
+    import yaml
+
+    from densitydiff.prior.module import PriorModule
 
     record = {
         "command": "prior train",
