@@ -196,7 +196,9 @@ def test_interpolate_cli(run, cli):
 
 
 def test_evaluate_json_and_plot(run, cli):
-    code, out, err = cli("prior", "evaluate", run / "run", run / "z.npy", "--json")
+    code, out, err = cli(
+        "prior", "evaluate", run / "run", run / "z.npy", "--json", "--threads", "1"
+    )
     assert code == 0, err
     result = json.loads(out)
     assert set(result) >= {"floor", "learned", "gaussian", "sampling", "mmd_learned_over_floor"}
@@ -212,3 +214,7 @@ def test_evaluate_json_and_plot(run, cli):
     assert code == 2 and "dimension" in err
     code, _, err = cli("prior", "sample", run / "missing", "-n", "3", "-o", run / "x.npy")
     assert code == 2 and err.startswith("densitydiff: error:")
+    code, _, err = cli(
+        "prior", "sample", run / "run", "-n", "3", "-o", run / "x.npy", "--threads", "0"
+    )
+    assert code == 2 and "--threads" in err

@@ -23,7 +23,7 @@ def plot_prior(
 ) -> Path:
     """Scatter data, learned-prior and N(0, I) samples on PC1/PC2; draw an ODE interpolation path.
 
-    The path joins the data points with the lowest and highest PC1 score, through noise and
+    The path joins the data points at the 5th and 95th percentile of PC1, through noise and
     straight, so the figure shows whether the ODE path follows the data.
     """
     import matplotlib
@@ -42,7 +42,8 @@ def plot_prior(
     learned, _ = sample_prior(prior, n, "ode", seed=seed)
     gaussian, _ = sample_prior(prior, n, "gaussian", seed=seed)
     score = project(data)[:, 0]
-    a, b = data[int(np.argmin(score))], data[int(np.argmax(score))]
+    order = np.argsort(score)  # ends at the 5th and 95th percentile of PC1 (not outliers)
+    a, b = data[order[len(order) // 20]], data[order[-1 - len(order) // 20]]
     path_noise = interpolate(prior, a, b, 16, "noise")
     path_line = interpolate(prior, a, b, 16, "latent")
 

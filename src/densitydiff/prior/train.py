@@ -159,7 +159,7 @@ def train_prior(
     )
     module = PriorModule(data.mu.shape[1], asdict(config), stats.mean, stats.std)
     checkpoint = pl.callbacks.ModelCheckpoint(
-        dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_epochs=1
+        dirpath=ckpt_dir, save_last=True, save_top_k=1, every_n_epochs=1
     )
     trainer = pl.Trainer(
         max_epochs=config.epochs,
