@@ -124,6 +124,8 @@ def test_training_is_deterministic_and_resumes(tmp_path):
     b = torch.load(train_prior(z, tmp_path / "b", cfg, progress=False), weights_only=True)
     for key in a["state_dict"]:
         assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    # a checkpoint is written at every epoch end (not only at the end of training)
+    assert len(list((tmp_path / "a" / "checkpoints").glob("epoch=1-step=*.ckpt"))) == 1
     with pytest.raises(InputError):  # a finished run is not overwritten silently
         train_prior(z, tmp_path / "a", cfg, progress=False)
     cfg4 = PriorConfig(**{**cfg.__dict__, "epochs": 4})
