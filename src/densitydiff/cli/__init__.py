@@ -13,6 +13,7 @@ import typer
 from densitydiff.cli import data as _data
 from densitydiff.cli import demo as _demo
 from densitydiff.cli import maps as _maps
+from densitydiff.cli import prior as _prior
 from densitydiff.cli import simulate as _simulate
 from densitydiff.errors import InputError
 
@@ -35,6 +36,7 @@ _maps.register(app)
 _simulate.register(app)
 _demo.register(app)
 _data.register(app)
+_prior.register(app)
 
 
 def _cli_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:

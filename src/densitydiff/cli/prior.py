@@ -1,0 +1,215 @@
+"""`densitydiff prior ...`: train, sample, interpolate, evaluate, plot a latent diffusion prior."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+prior_app = typer.Typer(
+    help="Diffusion prior over cryo-EM heterogeneity latents (cryoDRGN z.pkl in and out).",
+    no_args_is_help=True,
+)
+
+
+@prior_app.command("train")
+def train(
+    latents: Path = typer.Argument(..., help="Latents: cryoDRGN z.pkl, .npy or .pt (N x D)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Run directory to write."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Training epochs (default 400)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Batch size (1024)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML of PriorConfig fields."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (0)."),
+    posterior: bool = typer.Option(
+        False, "--posterior", help="Train on z = mu + exp(logvar/2) eps (needs log-variances)."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue from RUN/checkpoints/last.ckpt."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+) -> None:
+    """Train the EDM prior on latents; writes RUN/prior.pt, RUN/config.yaml, RUN/checkpoints/.
+
+    Example: densitydiff prior train z.50.pkl -o prior_run --epochs 400
+    """
+    from densitydiff.prior.train import read_config, train_prior
+
+    _set_threads(threads)
+    if resume and config is None and (out / "config.yaml").is_file():
+        config = out / "config.yaml"
+    cfg = read_config(
+        config,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        posterior=True if posterior else None,
+    )
+    path = train_prior(latents, out, cfg, resume=resume, progress=progress)
+    print(f"wrote {path}")
+
+
+@prior_app.command("sample")
+def sample(
+    run: Path = typer.Argument(..., help="Run directory (or its prior.pt)."),
+    n: int = typer.Option(..., "-n", help="Number of latents to draw."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output .npy, .pt or .pkl (cryoDRGN z)."),
+    method: str = typer.Option(
+        "ode", "--method", help="ode | heun | sde | langevin | gaussian | gaussian-langevin."
+    ),
+    beta: float = typer.Option(1.0, "--beta", help="Langevin strength of the SDE (0 = ODE)."),
+    steps: int = typer.Option(64, "--steps", help="Noise levels for heun / sde."),
+    rtol: float = typer.Option(1e-4, "--rtol", help="dopri5 relative tolerance (ode)."),
+    atol: float = typer.Option(1e-4, "--atol", help="dopri5 absolute tolerance (ode)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+) -> None:
+    """Draw N latents from the learned prior (or the N(0, I) reference) and save them.
+
+    Example: densitydiff prior sample prior_run -n 10000 -o z_prior.pkl --method ode
+    """
+    from densitydiff.prior.latents import save_latents
+    from densitydiff.prior.sample import load_prior, sample_prior
+
+    _check_suffix(out)
+    _set_threads(threads)
+    prior = load_prior(run)
+    z, info = sample_prior(
+        prior, n, method, seed=seed, beta=beta, steps=steps, rtol=rtol, atol=atol
+    )
+    save_latents(out, z)
+    info.update({"n": n, "out": str(out)})
+    if as_json:
+        print(json.dumps(info))
+    else:
+        print(f"wrote {n} latents to {out} ({method}, NFE {info['nfe']}, {info['seconds']:.2f} s)")
+
+
+@prior_app.command("interpolate")
+def interpolate(
+    run: Path = typer.Argument(..., help="Run directory (or its prior.pt)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output .npy, .pt or .pkl."),
+    start: int | None = typer.Option(None, "--start", help="Index of the first training latent."),
+    end: int | None = typer.Option(None, "--end", help="Index of the last training latent."),
+    za: str | None = typer.Option(None, "--za", help="First latent as 'a,b,c,...'."),
+    zb: str | None = typer.Option(None, "--zb", help="Last latent as 'a,b,c,...'."),
+    steps: int = typer.Option(10, "--steps", help="Points on the path, ends included."),
+    through: str = typer.Option("noise", "--through", help="noise (ODE) | latent (straight)."),
+    mode: str = typer.Option("spherical", "--mode", help="In noise: spherical | linear."),
+) -> None:
+    """Path between two latents through the ODE's noise space, or a straight line.
+
+    Example: densitydiff prior interpolate prior_run --start 0 --end 17 --steps 10 -o path.pkl
+    """
+    from densitydiff.errors import InputError
+    from densitydiff.prior.interpolate import interpolate as run_interpolate
+    from densitydiff.prior.latents import parse_vector, save_latents
+    from densitydiff.prior.sample import load_prior
+
+    _check_suffix(out)
+    prior = load_prior(run)
+
+    def end_point(index: int | None, text: str | None, name: str):
+        if (index is None) == (text is None):
+            raise InputError(f"give exactly one of --{name} index or --z{name[0]} vector")
+        if text is not None:
+            return parse_vector(text, prior.dim)
+        if not 0 <= index < len(prior.latents):
+            raise InputError(f"--{name} {index} is outside 0..{len(prior.latents) - 1}")
+        return prior.latents[index]
+
+    path = run_interpolate(
+        prior, end_point(start, za, "start"), end_point(end, zb, "end"), steps, through, mode
+    )
+    save_latents(out, path)
+    print(f"wrote {len(path)} latents to {out} (through {through})")
+
+
+@prior_app.command("evaluate")
+def evaluate(
+    run: Path = typer.Argument(..., help="Run directory (or its prior.pt)."),
+    latents: Path = typer.Argument(..., help="Data latents to compare with (z.pkl, .npy, .pt)."),
+    method: str = typer.Option("ode", "--method", help="Sampler for the learned prior."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (split and samples)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+) -> None:
+    """MMD, energy distance and SW2 to the data: learned prior, N(0, I), and two data halves.
+
+    Example: densitydiff prior evaluate prior_run z.50.pkl --json
+    """
+    from densitydiff.errors import InputError
+    from densitydiff.prior.evaluate import evaluate_prior
+    from densitydiff.prior.latents import load_latents
+    from densitydiff.prior.sample import load_prior
+
+    _set_threads(threads)
+    prior = load_prior(run)
+    data = load_latents(latents).mu
+    if data.shape[1] != prior.dim:
+        raise InputError(f"{latents}: latents have dimension {data.shape[1]}, prior {prior.dim}")
+    if len(data) < 4:
+        raise InputError(f"{latents}: need at least 4 latents to split into halves")
+    result = evaluate_prior(prior, data, seed=seed, method=method)
+    if as_json:
+        print(json.dumps(result))
+        return
+    print(f"{'':10s} {'mmd':>10s} {'energy':>10s} {'sw2':>10s}")
+    for key in ("floor", "learned", "gaussian"):
+        r = result[key]
+        print(f"{key:10s} {r['mmd']:10.4g} {r['energy']:10.4g} {r['sw2']:10.4g}")
+    print(
+        f"MMD learned/floor {result['mmd_learned_over_floor']:.3g}, "
+        f"learned/N(0,I) {result['mmd_learned_over_gaussian']:.3g}"
+    )
+
+
+@prior_app.command("plot")
+def plot(
+    run: Path = typer.Argument(..., help="Run directory (or its prior.pt)."),
+    latents: Path = typer.Argument(..., help="Data latents (z.pkl, .npy, .pt)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Figure (.png, .pdf, .svg)."),
+    n: int = typer.Option(2000, "-n", help="Prior samples to draw."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+) -> None:
+    """Data vs prior samples on the data's first two principal components, with a path.
+
+    Example: densitydiff prior plot prior_run z.50.pkl -o prior.png
+    """
+    from densitydiff.errors import InputError
+    from densitydiff.prior.latents import load_latents
+    from densitydiff.prior.plot import plot_prior
+    from densitydiff.prior.sample import load_prior
+
+    if out.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise InputError(f"{out}: figure must end in .png, .pdf or .svg")
+    prior = load_prior(run)
+    data = load_latents(latents).mu
+    if data.shape[1] != prior.dim:
+        raise InputError(f"{latents}: latents have dimension {data.shape[1]}, prior {prior.dim}")
+    plot_prior(prior, data, out, n=n, seed=seed)
+    print(f"wrote {out}")
+
+
+def _set_threads(threads: int | None) -> None:
+    """torch.set_num_threads: on a busy machine 1 thread can be several times faster than 2."""
+    if threads is None:
+        return
+    from densitydiff.errors import InputError
+
+    if threads < 1:
+        raise InputError(f"--threads must be >= 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _check_suffix(out: Path) -> None:
+    from densitydiff.errors import InputError
+
+    if out.suffix.lower() not in (".npy", ".pt", ".pth", ".pkl"):
+        raise InputError(f"{out}: output must end in .npy, .pt or .pkl")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(prior_app, name="prior")

@@ -1,0 +1,3 @@
+"""Diffusion maths on plain tensors: EDM preconditioning, loss and samplers (no I/O, no maps)."""
+
+from __future__ import annotations

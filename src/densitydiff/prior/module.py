@@ -1,0 +1,58 @@
+"""Lightning module: an EDM denoiser over standardised latents, its loss, Adam and an EMA copy."""
+
+from __future__ import annotations
+
+import copy
+
+import lightning.pytorch as pl
+import torch
+
+from densitydiff.diffusion.edm import EDMDenoiser, edm_loss
+from densitydiff.nn.mlp import ResidualMLP
+
+
+def build_denoiser(dim: int, config: dict) -> EDMDenoiser:
+    """The prior's network: ResidualMLP(width x depth) wrapped in EDM preconditioning."""
+    net = ResidualMLP(dim, width=config["width"], depth=config["depth"], emb_dim=config["emb_dim"])
+    return EDMDenoiser(net, sigma_data=config["sigma_data"])
+
+
+class PriorModule(pl.LightningModule):
+    """Trains D(x; sigma) on latents; batches are (mu,) or (mu, logvar) in the file's units.
+
+    Latents are standardised with the stored `mean`/`std` buffers; with log-variances each step
+    draws fresh posterior samples z = mu + exp(logvar / 2) eps (the VAE's aggregate posterior).
+    """
+
+    def __init__(self, dim: int, config: dict, mean=None, std=None) -> None:
+        super().__init__()
+        self.save_hyperparameters("dim", "config")
+        self.config = dict(config)
+        self.denoiser = build_denoiser(dim, self.config)
+        self.ema = copy.deepcopy(self.denoiser).requires_grad_(False)
+        self.register_buffer("mean", torch.zeros(dim) if mean is None else torch.as_tensor(mean))
+        self.register_buffer("std", torch.ones(dim) if std is None else torch.as_tensor(std))
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        z = batch[0]
+        if len(batch) > 1:
+            z = z + torch.exp(0.5 * batch[1]) * torch.randn_like(z)
+        x = (z - self.mean) / self.std
+        loss = edm_loss(self.denoiser, x, p_mean=self.config["p_mean"], p_std=self.config["p_std"])
+        self.log("loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        decay = self.config["ema_decay"]
+        with torch.no_grad():
+            for p_ema, p in zip(self.ema.parameters(), self.denoiser.parameters()):
+                p_ema.lerp_(p, 1.0 - decay)
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.denoiser.parameters(), lr=self.config["lr"])
+        if self.config.get("lr_schedule", "constant") != "cosine":
+            return opt
+        # cosine decay to 0 over the run: the last steps average out Adam's noise
+        steps = max(int(self.trainer.estimated_stepping_batches), 1)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
