@@ -1,0 +1,1 @@
+"""Networks: 3-D U-Net, 3-D VAE, residual MLP, embeddings."""
