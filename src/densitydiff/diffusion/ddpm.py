@@ -111,10 +111,12 @@ class DDPM:
         x0: torch.Tensor,
         t: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Simple loss ||f(y_t, t) - target||^2 averaged over elements (Ho et al. eq. 14)."""
-        t = self.sample_t(x0.shape[0], x0.device) if t is None else t
-        noise = torch.randn_like(x0) if noise is None else noise
+        t = self.sample_t(x0.shape[0], x0.device, generator) if t is None else t
+        if noise is None:
+            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         x_t = self.q_sample(x0, t, noise)
         return torch.mean((model_fn(x_t, t).float() - self.target(x0, noise, t).float()) ** 2)
 

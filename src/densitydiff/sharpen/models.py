@@ -1,7 +1,7 @@
 """The three sharpening models over one UNet3D backbone: regression, conditional VAE, SR3 DDPM.
 
 Each takes the batch dicts of PatchDataset ({"input", "target": (B,1,P,P,P) z-scored,
-"input_resolution", "target_resolution": (B,) Å}) and offers `loss(batch)` for training and
+"input_resolution", "target_resolution": (B,) Å}) and offers `loss(batch, generator)` for training and
 `sharpen(input, input_resolution, target_resolution, ...)` for inference. Outputs stay in the
 normalised space; callers map them back (densitydiff.filters.unzscore).
 """
@@ -48,7 +48,7 @@ class RegressionSharpener(nn.Module):
         out = self.net(inp, None, input_resolution, target_resolution)
         return inp + out if self.residual else out
 
-    def loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, batch: dict, generator=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         pred = self(batch["input"], *_resolutions(batch)).float()
         target = batch["target"].float()
         loss = F.l1_loss(pred, target) if self.loss_kind == "l1" else F.mse_loss(pred, target)
@@ -72,10 +72,11 @@ class VAESharpener(nn.Module):
         )
         self.beta = config.vae.beta
 
-    def loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, batch: dict, generator=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         inp, target = batch["input"], batch["target"]
         mu, logvar = self.vae.encode(target, inp)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # reparameterisation (K&W eq. 10)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + eps * (0.5 * logvar).exp()  # reparameterisation (K&W eq. 10)
         recon = self.vae.decode(z, inp, *_resolutions(batch)).float()
         rec = F.mse_loss(recon, target.float())
         # KL(N(mu, s^2) || N(0, 1)) per latent element (Kingma & Welling 2014, App. B)
@@ -117,9 +118,9 @@ class DDPMSharpener(nn.Module):
 
         return fn
 
-    def loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, batch: dict, generator=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         fn = self.model_fn(batch["input"], *_resolutions(batch))
-        return self.ddpm.loss(fn, batch["target"]), {}
+        return self.ddpm.loss(fn, batch["target"], generator=generator), {}
 
     @torch.no_grad()
     def sharpen(

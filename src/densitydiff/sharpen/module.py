@@ -52,8 +52,13 @@ class SharpenModule(L.LightningModule):
         """EMA weights when kept, else the trained ones."""
         return self.ema.module if self.ema is not None else self.model
 
+    def step_generator(self) -> torch.Generator:
+        """Noise for this step seeded by (seed, global step, rank): a resumed run draws the same."""
+        seed = (self.config.seed * 1_000_003 + self.global_step) * 1009 + self.global_rank
+        return torch.Generator(device=self.device).manual_seed(seed)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss, extras = self.model.loss(batch)
+        loss, extras = self.model.loss(batch, self.step_generator())
         bs = batch["input"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         for key, value in extras.items():
@@ -66,7 +71,8 @@ class SharpenModule(L.LightningModule):
             self.ema.update_parameters(self.model)
 
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss, _ = self.inference_model.loss(batch)
+        generator = torch.Generator(device=self.device).manual_seed(self.config.seed + batch_idx)
+        loss, _ = self.inference_model.loss(batch, generator)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["input"].shape[0])
         return loss
 

@@ -96,10 +96,10 @@ def _write_run_files(run_dir: Path, config: SharpenConfig, dataset, argv: list[s
 
 def _open_store(data: str | Path):
     """Training and validation PatchDatasets from a store (validation may be absent)."""
-    from densitydiff.data.dataset import PatchDataset
-
     if not Path(data).exists():
         raise InputError(f"no training store at {data}")
+    from densitydiff.data.dataset import PatchDataset
+
     train = PatchDataset(data, split="train", augment=True)
     try:
         val = PatchDataset(data, split="val", augment=False)
