@@ -29,6 +29,7 @@ def _root() -> None:
 
 
 _maps.register(app)
+__import__("densitydiff.cli.train", fromlist=["register"]).register(app)
 
 
 def _cli_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:

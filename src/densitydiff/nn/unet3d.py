@@ -21,6 +21,7 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 # Resolutions (Å, ~1-10) are multiplied by this before the sinusoidal embedding so that their
 # phases spread over a range comparable to diffusion timesteps (0..T).
 RESOLUTION_SCALE = 100.0
+CONDITIONS = ("time", "input_resolution", "target_resolution")
 
 
 def _sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -91,9 +92,9 @@ class UNet3D(nn.Module):
     widths[i] is the channel count at level i (level 0 = full resolution; each level halves
     D, H, W, so patch sides must be divisible by 2**(len(widths)-1)). attention_levels names the
     levels with self-attention (the bottleneck counts as the last level). Conditioning: `t`
-    (diffusion timestep, float or int, may be None for non-diffusion models), and the input /
-    target resolutions in Å (may be None); each is embedded sinusoidally, summed after a per-
-    signal MLP, and applied as scale/shift in every residual block.
+    (diffusion timestep) and the input / target resolutions in Å, each optional at call time
+    and built only when named in `conditions`; each is embedded sinusoidally, passed through
+    its own MLP, summed, and applied as scale/shift in every residual block.
     """
 
     def __init__(
@@ -107,6 +108,7 @@ class UNet3D(nn.Module):
         emb_dim: int = 64,
         dropout: float = 0.0,
         gradient_checkpointing: bool = False,
+        conditions: Sequence[str] = CONDITIONS,
     ):
         super().__init__()
         widths = [int(w) for w in widths]
@@ -119,10 +121,17 @@ class UNet3D(nn.Module):
         self.attention_levels = tuple(int(a) for a in attention_levels)
         self.gradient_checkpointing = gradient_checkpointing
         self.emb_dim = emb_dim
-        # One MLP per conditioning signal: time, input resolution, target resolution.
-        self.cond_mlps = nn.ModuleList(
-            nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-            for _ in range(3)
+        unknown = set(conditions) - set(CONDITIONS)
+        if unknown:
+            raise ValueError(f"unknown conditions {sorted(unknown)}: use {CONDITIONS}")
+        # One MLP per conditioning signal the model uses (DDP needs every parameter used).
+        self.cond_mlps = nn.ModuleDict(
+            {
+                name: nn.Sequential(
+                    nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+                )
+                for name in conditions
+            }
         )
         self.in_conv = nn.Conv3d(in_channels, widths[0], 3, padding=1)
 
@@ -177,11 +186,13 @@ class UNet3D(nn.Module):
     ) -> torch.Tensor:
         """Sum of the MLP-embedded sinusoidal embeddings of the conditioning scalars."""
         emb = torch.zeros(batch, self.emb_dim, device=device)
-        signals = (t, input_resolution, target_resolution)
-        scales = (1.0, RESOLUTION_SCALE, RESOLUTION_SCALE)
-        for mlp, value, scale in zip(self.cond_mlps, signals, scales):
+        signals = {"time": t, "input_resolution": input_resolution}
+        signals["target_resolution"] = target_resolution
+        for name, mlp in self.cond_mlps.items():
+            value = signals[name]
             if value is None:
                 continue
+            scale = 1.0 if name == "time" else RESOLUTION_SCALE
             v = torch.as_tensor(value, device=device, dtype=torch.float32).reshape(-1)
             v = v.expand(batch) if v.numel() == 1 else v
             emb = emb + mlp(_sinusoidal_embedding(v * scale, self.emb_dim))

@@ -17,6 +17,8 @@ from densitydiff.nn.unet3d import UNet3D
 from densitydiff.nn.vae3d import ConditionalVAE3d
 from densitydiff.sharpen.config import SharpenConfig
 
+RESOLUTIONS = ("input_resolution", "target_resolution")
+
 
 def _net_kwargs(config: SharpenConfig) -> dict:
     n = config.net
@@ -40,7 +42,7 @@ class RegressionSharpener(nn.Module):
 
     def __init__(self, config: SharpenConfig):
         super().__init__()
-        self.net = UNet3D(1, 1, **_net_kwargs(config))
+        self.net = UNet3D(1, 1, conditions=RESOLUTIONS, **_net_kwargs(config))
         self.loss_kind = config.loss
         self.residual = config.residual
 
@@ -68,7 +70,7 @@ class VAESharpener(nn.Module):
         self.vae = ConditionalVAE3d(
             latent_channels=config.vae.latent_channels,
             encoder_widths=list(config.vae.encoder_widths),
-            decoder=_net_kwargs(config),
+            decoder=dict(_net_kwargs(config), conditions=RESOLUTIONS),
         )
         self.beta = config.vae.beta
 

@@ -141,10 +141,6 @@ def train_sharpen(
     config = from_dict(config) if isinstance(config, dict) else config
     if (data is None) == (dataset is None):
         raise InputError("give exactly one of a training store (data) or a dataset")
-    if data is not None:
-        dataset, val_dataset = _open_store(data)
-    if len(dataset) == 0:
-        raise InputError("the training set is empty")
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / "last.ckpt"
@@ -152,6 +148,10 @@ def train_sharpen(
         raise InputError(f"cannot resume: no checkpoint at {last}")
     if not resume and last.exists():
         raise InputError(f"{run_dir} already holds a run; pass --resume or choose a new -o")
+    if data is not None:
+        dataset, val_dataset = _open_store(data)
+    if len(dataset) == 0:
+        raise InputError("the training set is empty")
     run_dir.mkdir(parents=True, exist_ok=True)
 
     t = config.trainer
