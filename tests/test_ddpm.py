@@ -63,7 +63,9 @@ def test_target_inverts_to_x0(prediction):
     torch.testing.assert_close(d.predict_x0(target, x_t, t), x0, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(d.output_from_x0(x0, x_t, t), target, rtol=1e-3, atol=1e-3)
     if prediction == "v":  # v = sqrt(ab) eps - sqrt(1 - ab) x0 (Salimans & Ho eq. 9)
-        ab = torch.tensor(np.cumprod(1 - d.betas_np), dtype=torch.float32)[t].reshape(-1, 1, 1, 1, 1)
+        ab = torch.tensor(np.cumprod(1 - d.betas_np), dtype=torch.float32)[t].reshape(
+            -1, 1, 1, 1, 1
+        )
         torch.testing.assert_close(target, ab.sqrt() * noise - (1 - ab).sqrt() * x0)
 
 

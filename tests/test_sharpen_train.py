@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -56,7 +55,9 @@ def test_ddpm_run_same_seed_and_resume(tmp_path):
     a = train_sharpen(_config("ddpm", 4), tmp_path / "a", dataset=data, val_dataset=val)
     b = train_sharpen(_config("ddpm", 4), tmp_path / "b", dataset=data, val_dataset=val)
     c = train_sharpen(_config("ddpm", 2), tmp_path / "c", dataset=data, val_dataset=val)
-    c = train_sharpen(_config("ddpm", 4), tmp_path / "c", dataset=data, val_dataset=val, resume=True)
+    c = train_sharpen(
+        _config("ddpm", 4), tmp_path / "c", dataset=data, val_dataset=val, resume=True
+    )
     assert a["global_step"] == b["global_step"] == c["global_step"] == 4
 
     ckpt = torch.load(a["last"], weights_only=True)  # checkpoint round trip without pickle

@@ -38,7 +38,8 @@ def make_betas(timesteps: int, schedule: str = "linear") -> np.ndarray:
         scale = 1000.0 / timesteps
         return np.linspace(scale * 1e-4, min(scale * 0.02, 0.999), timesteps, dtype=np.float64)
     if schedule == "cosine":
-        # Nichol & Dhariwal 2021 eq. 17: alpha_bar(t) = f(t)/f(0), f(t) = cos^2((t/T + s)/(1+s) pi/2)
+        # Nichol & Dhariwal 2021 eq. 17: alpha_bar(t) = f(t)/f(0),
+        # f(t) = cos^2((t/T + s)/(1+s) pi/2)
         s = 0.008
         steps = np.arange(timesteps + 1, dtype=np.float64) / timesteps
         f = np.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
@@ -56,7 +57,9 @@ def _gather(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.
 class DDPM:
     """A discrete noise schedule with its forward process, training target and samplers."""
 
-    def __init__(self, timesteps: int = 1000, schedule: str = "linear", prediction: str = "epsilon"):
+    def __init__(
+        self, timesteps: int = 1000, schedule: str = "linear", prediction: str = "epsilon"
+    ):
         if prediction not in ("epsilon", "v"):
             raise ValueError(f"unknown prediction {prediction!r}: use 'epsilon' or 'v'")
         self.timesteps = int(timesteps)
@@ -78,7 +81,7 @@ class DDPM:
         )
 
     def target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """What the network predicts: eps, or v = sqrt(ab) eps - sqrt(1-ab) x0 (Salimans & Ho eq. 9)."""
+        """Network target: eps, or v = sqrt(ab) eps - sqrt(1-ab) x0 (Salimans & Ho 2022 eq. 9)."""
         if self.prediction == "epsilon":
             return noise
         return (

@@ -1,8 +1,8 @@
 """The three sharpening models over one UNet3D backbone: regression, conditional VAE, SR3 DDPM.
 
 Each takes the batch dicts of PatchDataset ({"input", "target": (B,1,P,P,P) z-scored,
-"input_resolution", "target_resolution": (B,) Å}) and offers `loss(batch, generator)` for training and
-`sharpen(input, input_resolution, target_resolution, ...)` for inference. Outputs stay in the
+"input_resolution", "target_resolution": (B,) Å}) and offers `loss(batch, generator)` for
+training and `sharpen(input, input_resolution, target_resolution, ...)` for inference. Outputs stay in the
 normalised space; callers map them back (densitydiff.filters.unzscore).
 """
 

@@ -75,7 +75,9 @@ class SharpenModule(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         generator = torch.Generator(device=self.device).manual_seed(self.config.seed + batch_idx)
         loss, _ = self.inference_model.loss(batch, generator)
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["input"].shape[0])
+        self.log(
+            "val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["input"].shape[0]
+        )
         return loss
 
     def configure_optimizers(self):
@@ -85,7 +87,10 @@ class SharpenModule(L.LightningModule):
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: warmup_cosine(s, o.warmup_steps, total, o.min_lr_ratio)
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     @torch.no_grad()
     def sharpen(self, inp, input_resolution=None, target_resolution=None, **kwargs):
