@@ -2,8 +2,8 @@
 
 Each takes the batch dicts of PatchDataset ({"input", "target": (B,1,P,P,P) z-scored,
 "input_resolution", "target_resolution": (B,) Å}) and offers `loss(batch, generator)` for
-training and `sharpen(input, input_resolution, target_resolution, ...)` for inference. Outputs stay in the
-normalised space; callers map them back (densitydiff.filters.unzscore).
+training and `sharpen(input, input_resolution, target_resolution, ...)` for inference.
+Outputs stay in the normalised space; callers map them back (densitydiff.filters.unzscore).
 """
 
 from __future__ import annotations
