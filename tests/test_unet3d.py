@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -87,3 +92,22 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         net(x, 7, 4.0, 2.0).square().sum().backward()
     for pa, pb in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(pa.grad, pb.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_attention_memory_stays_linear_in_tokens():
+    """24^3 = 13824 tokens: a materialised N x N fp32 matrix alone is 764 MB (x3 with softmax
+    and its gradient); through the fused SDPA kernel forward + backward must add < 200 MB."""
+    code = (
+        "import resource, torch; torch.set_num_threads(1)\n"
+        "from densitydiff.nn.unet3d import Attention3d\n"
+        "a = Attention3d(8, head_channels=8)\n"
+        "x = torch.randn(1, 8, 24, 24, 24, requires_grad=True)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "a(x).square().sum().backward()\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert float(proc.stdout.split()[-1]) < 200.0
