@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from densitydiff.cli import data as _data
 from densitydiff.cli import maps as _maps
 from densitydiff.errors import InputError
 
@@ -29,6 +30,7 @@ def _root() -> None:
 
 
 _maps.register(app)
+_data.register(app)
 __import__("densitydiff.cli.train", fromlist=["register"]).register(app)
 
 

@@ -1,0 +1,157 @@
+"""`densitydiff data build|merge|info`: the training patch store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+data_app = typer.Typer(
+    help="Build, merge and inspect training patch stores (zarr v3).", no_args_is_help=True
+)
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    from densitydiff.errors import InputError
+
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InputError(f"{what} {text!r}: expected numbers separated by commas") from None
+
+
+def _held_out(values: list[str]) -> tuple[str, ...]:
+    """Ids given directly, comma-separated, or one per line in a file."""
+    from densitydiff.data.store import structure_id
+
+    out: list[str] = []
+    for v in values:
+        p = Path(v)
+        items = p.read_text().split() if p.is_file() else v.split(",")
+        out += [structure_id(Path(s.strip())) for s in items if s.strip()]
+    return tuple(out)
+
+
+@data_app.command("build")
+def build(
+    structures: list[Path] = typer.Argument(
+        None, help="Structure files (.pdb/.cif, .gz) or directories of them."
+    ),
+    out: Path = typer.Option(..., "-o", "--out", help="The store to write (STORE.zarr)."),
+    resolutions: str = typer.Option("2,3,4", help="Resolutions in Å, e.g. 2,3,4."),
+    voxel_size: float = typer.Option(1.0, "--voxel-size", help="Voxel size in Å."),
+    patch: int = typer.Option(64, help="Patch edge in voxels."),
+    patches_per_structure: int = typer.Option(16, "--patches-per-structure"),
+    rotations: int = typer.Option(1, help="Random rotations per structure."),
+    pairs: str = typer.Option(
+        "all", help="r_in:r_out pairs: all (r_out <= r_in), up (r_out < r_in), to-finest, 4:2,3:2."
+    ),
+    dtype: str = typer.Option("float16", help="float16 or float32."),
+    compressor: str = typer.Option("zstd", help="zstd, blosc or none."),
+    seed: int = typer.Option(0, help="Seed: rotations, patches and the split follow from it."),
+    workers: int = typer.Option(1, help="Processes building structures in parallel."),
+    shard: str = typer.Option(
+        None, help="i/n: build every n-th structure, from the i-th (0-based)."
+    ),
+    val_fraction: float = typer.Option(0.1, "--val-fraction"),
+    test_fraction: float = typer.Option(0.1, "--test-fraction"),
+    held_out: list[str] = typer.Option(
+        [], "--held-out", help="Structures for the test split: ids, comma list, or a file of ids."
+    ),
+    min_fraction: float = typer.Option(
+        0.03, "--min-fraction", help="Fraction of a patch above --threshold needed (skips solvent)."
+    ),
+    threshold: float = typer.Option(0.5, help="Density threshold, z-score of the coarsest map."),
+    padding: float = typer.Option(8.0, help="Å of solvent around the atoms in each grid."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+) -> None:
+    """Simulate structures at several resolutions on one grid and store aligned patches.
+
+    Resumable: run the same command again after an interruption. Example:
+    densitydiff data build structures/ -o train.zarr --resolutions 2,3,4 --voxel-size 1 --workers 2
+    """
+    from densitydiff.data.store import BuildConfig, build_store, parse_pairs, parse_shard
+
+    res = _floats(resolutions, "--resolutions")
+    config = BuildConfig(
+        resolutions=res,
+        voxel_size=voxel_size,
+        patch=patch,
+        patches_per_structure=patches_per_structure,
+        rotations=rotations,
+        pairs=parse_pairs(pairs, res),
+        dtype=dtype,
+        seed=seed,
+        padding=padding,
+        threshold=threshold,
+        min_fraction=min_fraction,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        held_out=_held_out(held_out),
+        compressor=compressor,
+    )
+    build_store(
+        structures or [],
+        out,
+        config,
+        workers=workers,
+        shard=parse_shard(shard),
+        progress=not no_progress,
+    )
+
+
+@data_app.command("merge")
+def merge(
+    shards: list[Path] = typer.Argument(..., help="Shard stores built with --shard i/n."),
+    out: Path = typer.Option(..., "-o", "--out", help="The merged store (must not exist)."),
+) -> None:
+    """Join shard stores (same arguments, different --shard) into one store.
+
+    Example: densitydiff data merge part0.zarr part1.zarr -o train.zarr
+    """
+    import sys
+
+    from densitydiff.data.store import merge_stores
+
+    result = merge_stores(shards, out)
+    print(f"merged {result['merged']} structures into {out}", file=sys.stderr)
+    if result["missing"]:
+        print(
+            f"not built in any shard ({len(result['missing'])}): {', '.join(result['missing'])}",
+            file=sys.stderr,
+        )
+
+
+@data_app.command("info")
+def info(
+    store: Path = typer.Argument(..., help="A store written by `densitydiff data build`."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Counts per split and resolution, patch size and bytes of a store.
+
+    Example: densitydiff data info train.zarr --json
+    """
+    from densitydiff.data.store import store_info
+
+    rec = store_info(store)
+    if as_json:
+        print(json.dumps(rec))
+        return
+    print(f"store        {rec['path']}  (densitydiff {rec['version']})")
+    print(f"patch        {rec['patch']}^3 voxels of {rec['voxel_size']} Å, {rec['dtype']}")
+    print(f"resolutions  {', '.join(f'{r:g}' for r in rec['resolutions'])} Å")
+    print(f"pairs        {' '.join(f'{a:g}->{b:g}' for a, b in rec['pairs'])}")
+    head = ("split", "structures", "missing", "res Å", "patches", "bytes")
+    print("{:6s} {:>10s} {:>8s} {:>6s} {:>8s} {:>12s}".format(*head))
+    for name, s in rec["splits"].items():
+        for r, n in s["patches_per_resolution"].items():
+            print(
+                f"{name:6s} {s['structures']:10d} {s['structures_missing']:8d} {r:>6s} {n:8d} "
+                f"{s['bytes_per_resolution'][r]:12d}"
+            )
+    print(f"bytes        {rec['bytes_on_disk']} on disk, {rec['bytes_uncompressed']} uncompressed")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")

@@ -1,0 +1,33 @@
+"""Training data: a chunked zarr store of aligned multi-resolution patches, and its Dataset.
+
+`PatchDataset` is imported on first use (it needs torch); the store functions need only numpy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from densitydiff.data.augment import CubeSymmetry, apply_symmetry, cube_symmetries
+from densitydiff.data.store import BuildConfig, build_store, merge_stores, store_info
+
+if TYPE_CHECKING:
+    from densitydiff.data.dataset import PatchDataset
+
+__all__ = [
+    "BuildConfig",
+    "CubeSymmetry",
+    "PatchDataset",
+    "apply_symmetry",
+    "build_store",
+    "cube_symmetries",
+    "merge_stores",
+    "store_info",
+]
+
+
+def __getattr__(name: str):
+    if name == "PatchDataset":
+        from densitydiff.data.dataset import PatchDataset
+
+        return PatchDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

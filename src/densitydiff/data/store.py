@@ -1,0 +1,681 @@
+"""The training store: simulate each structure once, cut aligned patches, write one zarr v3 store.
+
+Layout of STORE.zarr (a directory on local disk):
+
+    zarr.json                   root group; attrs["densitydiff"]: format, version, build arguments,
+                                resolutions, voxel size, patch, dtype, pairs, split {id: split},
+                                shard
+    structures/<id>/zarr.json   one group per structure; attrs: source file, rotations, grids,
+                                normalisation statistics, patch origins, and "complete" (set last)
+    structures/<id>/r<res>      (n_patches, P, P, P) array, one chunk (1, P, P, P) per patch
+
+Every patch is stored once per resolution, all on the same grid; a training pair (r_in, r_out)
+is two reads of the same patch index, never a copy. A structure's group is marked complete
+only after all its chunks are written (zarr writes each file by temp file + rename), so a
+killed build leaves incomplete groups that the next run deletes and rebuilds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from densitydiff.errors import InputError
+
+FORMAT = 1
+SPLITS = ("train", "val", "test")
+STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".pdb.gz", ".ent.gz", ".cif.gz")
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+    """Everything that decides the store's content (workers and shard do not)."""
+
+    resolutions: tuple[float, ...] = (2.0, 3.0, 4.0)
+    voxel_size: float = 1.0
+    patch: int = 64
+    patches_per_structure: int = 16
+    rotations: int = 1
+    pairs: tuple[tuple[float, float], ...] | None = None  # None: every r_out <= r_in
+    dtype: str = "float16"
+    seed: int = 0
+    padding: float = 8.0
+    # a patch is kept when >= min_fraction of its voxels exceed `threshold` (z-score) in the
+    # coarsest map: its smooth envelope marks the molecule, the finest map only atom centres
+    threshold: float = 0.5
+    min_fraction: float = 0.03
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    held_out: tuple[str, ...] = ()
+    scattering: str = "electron"
+    compressor: str = "zstd"
+
+    def __post_init__(self) -> None:
+        res = tuple(float(r) for r in self.resolutions)
+        if not res:
+            raise InputError("--resolutions: give at least one resolution")
+        if any(not np.isfinite(r) or r <= 0 for r in res):
+            raise InputError(f"--resolutions must be positive, got {list(res)}")
+        if len(set(res)) != len(res):
+            raise InputError(f"--resolutions has duplicates: {list(res)}")
+        object.__setattr__(self, "resolutions", tuple(sorted(res)))
+        if not (np.isfinite(self.voxel_size) and self.voxel_size > 0):
+            raise InputError(f"--voxel-size must be positive, got {self.voxel_size}")
+        if res and min(res) < 2 * self.voxel_size:
+            raise InputError(
+                f"finest resolution {min(res)} Å is beyond Nyquist (2 x voxel size "
+                f"{self.voxel_size} Å); use a smaller --voxel-size"
+            )
+        if self.patch < 4:
+            raise InputError(f"--patch must be at least 4, got {self.patch}")
+        if self.patches_per_structure < 1 or self.rotations < 1:
+            raise InputError("--patches-per-structure and --rotations must be at least 1")
+        if self.dtype not in ("float16", "float32"):
+            raise InputError(f"--dtype must be float16 or float32, got {self.dtype!r}")
+        if self.compressor not in ("zstd", "blosc", "none"):
+            raise InputError(f"--compressor must be zstd, blosc or none, got {self.compressor!r}")
+        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1):
+            raise InputError("split fractions must lie in [0, 1)")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise InputError("--val-fraction + --test-fraction must leave structures to train on")
+        if not 0 <= self.min_fraction <= 1:
+            raise InputError(f"--min-fraction must lie in [0, 1], got {self.min_fraction}")
+        pairs = all_pairs(self.resolutions) if self.pairs is None else self.pairs
+        pairs = tuple((float(a), float(b)) for a, b in pairs)
+        for r_in, r_out in pairs:
+            if r_in not in self.resolutions or r_out not in self.resolutions:
+                raise InputError(f"pair {r_in}:{r_out} uses a resolution not in --resolutions")
+            if r_out > r_in:
+                raise InputError(f"pair {r_in}:{r_out}: the target must not be coarser")
+        if not pairs:
+            raise InputError("--pairs selects no pair")
+        object.__setattr__(self, "pairs", pairs)
+        object.__setattr__(self, "held_out", tuple(sorted(set(self.held_out))))
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["resolutions"] = list(self.resolutions)
+        d["pairs"] = [list(p) for p in self.pairs]
+        d["held_out"] = list(self.held_out)
+        return d
+
+
+def all_pairs(resolutions: Sequence[float]) -> tuple[tuple[float, float], ...]:
+    """Every (r_in, r_out) with r_out <= r_in, the identity (denoise) pairs included."""
+    res = sorted(resolutions)
+    return tuple((a, b) for a in res for b in res if b <= a)
+
+
+def parse_pairs(text: str, resolutions: Sequence[float]) -> tuple[tuple[float, float], ...]:
+    """'all' (r_out <= r_in), 'up' (r_out < r_in), 'to-finest', or 'r_in:r_out,...'."""
+    res = sorted(float(r) for r in resolutions)
+    text = text.strip()
+    if text == "all":
+        return all_pairs(res)
+    if text == "up":
+        return tuple(p for p in all_pairs(res) if p[1] < p[0])
+    if text == "to-finest":
+        return tuple((r, res[0]) for r in res)
+    try:
+        return tuple((float(a), float(b)) for a, b in (item.split(":") for item in text.split(",")))
+    except ValueError:
+        raise InputError(
+            f"--pairs {text!r}: use all, up, to-finest or a list like 4:2,3:2"
+        ) from None
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'i/n' with 0 <= i < n -> (i, n); None -> None."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise InputError(f"--shard {text!r}: need 0 <= i < n")
+    return i, n
+
+
+def structure_id(path: Path) -> str:
+    """File name without its structure suffixes: 1orc.pdb.gz -> 1orc."""
+    name = path.name
+    for suffix in sorted(STRUCTURE_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def find_structures(inputs: Iterable[str | os.PathLike]) -> dict[str, Path]:
+    """Expand files and directories into {structure id: path}; missing files are kept (and
+    reported as failures when built), duplicate ids are an input error."""
+    out: dict[str, Path] = {}
+    for item in inputs:
+        path = Path(item)
+        paths = (
+            sorted(p for p in path.iterdir() if p.name.lower().endswith(STRUCTURE_SUFFIXES))
+            if path.is_dir()
+            else [path]
+        )
+        for p in paths:
+            sid = structure_id(p)
+            if not sid or "/" in sid or sid.startswith("."):
+                raise InputError(f"cannot name a structure after file {p}")
+            if sid in out and out[sid] != p:
+                raise InputError(f"two structures named {sid!r}: {out[sid]} and {p}")
+            out[sid] = p
+    if not out:
+        raise InputError("no structures given (pass files or directories of .pdb/.cif[.gz])")
+    return out
+
+
+def stable_hash(*parts: object) -> int:
+    """A 64-bit integer from the parts, the same on every machine and Python run."""
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def assign_splits(
+    ids: Sequence[str],
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    held_out: Sequence[str] = (),
+) -> dict[str, str]:
+    """Split by structure: held-out ids go to test, the rest in a seeded order to test/val/train.
+
+    The order comes from a hash of (seed, id), so every shard computes the same split.
+    """
+    missing = sorted(set(held_out) - set(ids))
+    if missing:
+        raise InputError(f"--held-out names structures that are not given: {', '.join(missing)}")
+    n = len(ids)
+    n_test = max(round(test_fraction * n), len(held_out))
+    n_val = round(val_fraction * n)
+    if n - n_test - n_val < 1:
+        raise InputError(
+            f"{n} structures leave none to train on with {n_test} test and {n_val} validation"
+        )
+    held = sorted(held_out)
+    rest = sorted((s for s in ids if s not in set(held)), key=lambda s: stable_hash(seed, s))
+    order = held + rest
+    return {
+        s: ("test" if k < n_test else "val" if k < n_test + n_val else "train")
+        for k, s in enumerate(order)
+    }
+
+
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random 3x3 rotation matrix (acting on (z, y, x) vectors)."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.random(random_state=rng).as_matrix()
+
+
+def _center(structure) -> np.ndarray:
+    """Centroid of the atoms, (z, y, x) Å."""
+    xyz = np.array([a.pos.tolist() for r in structure[0] for res in r for a in res])
+    return xyz.mean(axis=0)[::-1].copy()
+
+
+def simulate_structure(
+    path: Path, config: BuildConfig, rng: np.random.Generator
+) -> tuple[dict[float, np.ndarray], dict]:
+    """Simulate every resolution on one grid per rotation, z-score, cut patches.
+
+    Returns ({resolution: (n, P, P, P) float32}, metadata).
+    """
+    from densitydiff.filters import zscore
+    from densitydiff.simulate.density import simulate_map
+    from densitydiff.structures import read_structure
+
+    if not path.exists():
+        raise InputError(f"structure file not found: {path}")
+    structure = read_structure(path)
+    center = _center(structure)
+    res = config.resolutions
+    P = config.patch
+    per_rot = [
+        config.patches_per_structure // config.rotations
+        + (1 if k < config.patches_per_structure % config.rotations else 0)
+        for k in range(config.rotations)
+    ]
+    patches: dict[float, list[np.ndarray]] = {r: [] for r in res}
+    meta: dict = {"rotations": [], "grids": [], "stats": {f"{r:g}": [] for r in res}}
+    meta["patch_rotation"], meta["patch_origin"] = [], []
+    for k in range(config.rotations):
+        rotation = random_rotation(rng)
+        finest = simulate_map(
+            structure,
+            res[0],
+            config.voxel_size,
+            padding=config.padding,
+            center=center,
+            rotation=rotation,
+            scattering=config.scattering,
+        )
+        if any(s < P for s in finest.shape):  # small structure: grow the box to one patch
+            shape = tuple(max(s, P) for s in finest.shape)
+            finest = simulate_map(
+                structure,
+                res[0],
+                config.voxel_size,
+                shape=shape,
+                center=center,
+                rotation=rotation,
+                scattering=config.scattering,
+            )
+        grids = {res[0]: finest.array}
+        for r in res[1:]:
+            m = simulate_map(
+                structure,
+                r,
+                config.voxel_size,
+                like=finest,
+                center=center,
+                rotation=rotation,
+                scattering=config.scattering,
+            )
+            grids[r] = m.array
+        # z-score each whole grid, as inference normalises the whole input map
+        normed = {}
+        for r in res:
+            normed[r], (mean, std) = zscore(grids[r])
+            meta["stats"][f"{r:g}"].append([float(mean), float(std)])
+        from densitydiff.data.patches import choose_patch_origins
+
+        origins = choose_patch_origins(
+            normed[res[-1]],
+            P,
+            per_rot[k],
+            rng,
+            threshold=config.threshold,
+            min_fraction=config.min_fraction,
+        )
+        for o in origins:
+            sl = tuple(slice(int(c), int(c) + P) for c in o)
+            for r in res:
+                patches[r].append(normed[r][sl])
+            meta["patch_rotation"].append(k)
+            meta["patch_origin"].append([int(c) for c in o])
+        meta["rotations"].append(np.asarray(rotation, dtype=float).round(12).tolist())
+        meta["grids"].append(
+            {
+                "shape": [int(s) for s in finest.shape],
+                "origin": [float(v) for v in finest.origin],
+                "voxel_size": [float(v) for v in finest.voxel_size],
+            }
+        )
+    meta["center"] = [float(v) for v in center]
+    n = len(meta["patch_origin"])
+    arrays = {r: (np.stack(patches[r]) if n else np.zeros((0, P, P, P), np.float32)) for r in res}
+    return arrays, meta
+
+
+def array_name(resolution: float) -> str:
+    """Name of the array holding the patches at `resolution` Å: 2.0 -> 'r2', 2.5 -> 'r2.5'."""
+    return f"r{float(resolution):g}"
+
+
+def _compressors(name: str):
+    if name == "none":
+        return None
+    if name == "blosc":
+        from zarr.codecs import BloscCodec
+
+        return (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),)
+    from zarr.codecs import ZstdCodec
+
+    return (ZstdCodec(level=3),)
+
+
+def write_structure(
+    store: Path,
+    sid: str,
+    arrays: dict[float, np.ndarray],
+    meta: dict,
+    config: BuildConfig,
+    *,
+    source: str = "",
+) -> None:
+    """Write one structure's patches; its group is marked complete last, so a crash shows."""
+    import zarr
+
+    group = zarr.open_group(
+        store / "structures" / sid,
+        mode="w",
+        attributes={"structure_id": sid, "complete": False},
+        zarr_format=3,
+    )
+    n = int(next(iter(arrays.values())).shape[0])
+    P = config.patch
+    for r in config.resolutions:
+        a = group.create_array(
+            name=array_name(r),
+            shape=(n, P, P, P),
+            chunks=(1, P, P, P),
+            dtype=config.dtype,
+            compressors=_compressors(config.compressor),
+            fill_value=0.0,
+        )
+        a[...] = arrays[r].astype(config.dtype)
+    _mark_complete(group, {"structure_id": sid, "source": source, "n_patches": n, **meta})
+
+
+def _mark_complete(group, record: dict) -> None:
+    """The last write of a structure: its metadata with complete=True (one atomic file write)."""
+    group.attrs.update({**record, "complete": True})
+
+
+def is_complete(store: Path, sid: str) -> bool:
+    """True when the structure's group exists and was marked complete (its last write)."""
+    try:
+        text = (store / "structures" / sid / "zarr.json").read_text()
+        return bool(json.loads(text).get("attributes", {}).get("complete", False))
+    except (OSError, ValueError):
+        return False
+
+
+def build_one(store: str, sid: str, path: str, config_json: dict) -> dict:
+    """Build one structure into the store (a top-level function, so spawned workers can run it).
+
+    Returns {"id", "status": "ok"|"failed"|"empty", "n_patches", "seconds", "message"}.
+    Anything an unreadable or odd structure raises is reported; KeyboardInterrupt is not caught.
+    """
+    t0 = time.perf_counter()
+    config = config_from_json(config_json)
+    rng = np.random.default_rng(stable_hash(config.seed, sid))
+    try:
+        arrays, meta = simulate_structure(Path(path), config, rng)
+    except Exception as exc:  # reported and skipped: the build goes on
+        message = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+        return {"id": sid, "status": "failed", "message": message, "n_patches": 0}
+    n = int(next(iter(arrays.values())).shape[0])
+    if n == 0:
+        return {
+            "id": sid,
+            "status": "empty",
+            "n_patches": 0,
+            "message": "no patch holds enough density (structure smaller than a patch?)",
+        }
+    write_structure(Path(store), sid, arrays, meta, config, source=Path(path).name)
+    return {
+        "id": sid,
+        "status": "ok",
+        "n_patches": n,
+        "seconds": time.perf_counter() - t0,
+        "message": "",
+    }
+
+
+def config_from_json(d: dict) -> BuildConfig:
+    d = dict(d)
+    d["resolutions"] = tuple(d["resolutions"])
+    d["pairs"] = tuple(tuple(p) for p in d["pairs"]) if d.get("pairs") is not None else None
+    d["held_out"] = tuple(d.get("held_out", ()))
+    return BuildConfig(**d)
+
+
+def _root_attrs(config: BuildConfig, split: dict[str, str], sources: dict[str, str], shard):
+    from densitydiff import __version__
+
+    return {
+        "densitydiff": {
+            "format": FORMAT,
+            "kind": "patch-store",
+            "version": __version__,
+            "build": config.to_json(),
+            "resolutions": list(config.resolutions),
+            "voxel_size": config.voxel_size,
+            "patch": config.patch,
+            "dtype": config.dtype,
+            "pairs": [list(p) for p in config.pairs],
+            "normalisation": "z-score of each whole simulated grid (per structure, rotation, "
+            "resolution); statistics in each structure's attrs['stats']",
+            "split": dict(sorted(split.items())),
+            "sources": dict(sorted(sources.items())),
+            "shard": list(shard) if shard else None,
+        }
+    }
+
+
+def read_root(store: str | os.PathLike) -> dict:
+    """The store's root metadata (attrs['densitydiff']); InputError when it is not a store."""
+    path = Path(store) / "zarr.json"
+    try:
+        attrs = json.loads(path.read_text()).get("attributes", {})
+    except FileNotFoundError:
+        raise InputError(f"not a densitydiff store (no {path})") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"unreadable store metadata {path}: {exc}") from None
+    meta = attrs.get("densitydiff")
+    if not isinstance(meta, dict) or meta.get("kind") != "patch-store":
+        raise InputError(f"{store} is a zarr group but not a densitydiff patch store")
+    if meta.get("format") != FORMAT:
+        raise InputError(f"{store}: store format {meta.get('format')}, this version reads {FORMAT}")
+    return meta
+
+
+def _open_root(store: Path, attrs: dict) -> None:
+    """Create the root group, or check that an existing one was built with the same arguments."""
+    import zarr
+
+    if not (store / "zarr.json").exists():
+        # "w-" never deletes: a shard that starts at the same moment keeps what another wrote
+        try:
+            zarr.open_group(store, mode="w-", attributes=attrs, zarr_format=3)
+        except Exception:  # created meanwhile by another shard: checked below
+            if not (store / "zarr.json").exists():
+                raise
+    old, new = read_root(store), attrs["densitydiff"]
+    for key in ("build", "split"):
+        if old[key] != new[key]:
+            raise InputError(
+                f"{store} was built with different "
+                f"{'arguments' if key == 'build' else 'structures'}; "
+                "resume with the same ones or write a new store"
+            )
+    zarr.open_group(store, mode="r+").require_group("structures")
+
+
+@dataclasses.dataclass
+class BuildSummary:
+    built: list[str]
+    already_complete: list[str]
+    failed: dict[str, str]
+    n_patches: int
+    seconds: float
+
+    def lines(self) -> list[str]:
+        out = [
+            f"built {len(self.built)} structures ({self.n_patches} patches) in "
+            f"{self.seconds:.1f} s; {len(self.already_complete)} were already complete; "
+            f"{len(self.failed)} skipped"
+        ]
+        out += [f"  skipped {sid}: {msg}" for sid, msg in sorted(self.failed.items())]
+        return out
+
+
+def build_store(
+    structures: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    config: BuildConfig,
+    *,
+    workers: int = 1,
+    shard: tuple[int, int] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> BuildSummary:
+    """Build (or resume) a patch store from structure files; see the module docstring."""
+    t0 = time.perf_counter()
+    log = log or (lambda line: print(line, file=sys.stderr))
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    found = find_structures(structures)
+    ids = sorted(found)
+    split = assign_splits(
+        ids, config.seed, config.val_fraction, config.test_fraction, config.held_out
+    )
+    store = Path(out)
+    _open_root(store, _root_attrs(config, split, {s: found[s].name for s in ids}, shard))
+    mine = ids if shard is None else ids[shard[0] :: shard[1]]
+    done = [s for s in mine if is_complete(store, s)]
+    todo = [s for s in mine if s not in set(done)]
+    for sid in todo:  # leftovers of an interrupted run
+        shutil.rmtree(store / "structures" / sid, ignore_errors=True)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(mine), initial=len(done), unit="structure", disable=not progress)
+    results: list[dict] = []
+    cfg = config.to_json()
+    try:
+        if workers == 1 or len(todo) <= 1:
+            for sid in todo:
+                results.append(build_one(str(store), sid, str(found[sid]), cfg))
+                bar.update()
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                futures = [
+                    pool.submit(build_one, str(store), sid, str(found[sid]), cfg) for sid in todo
+                ]
+                for fut in as_completed(futures):
+                    results.append(fut.result())
+                    bar.update()
+    finally:
+        bar.close()
+    summary = BuildSummary(
+        built=sorted(r["id"] for r in results if r["status"] == "ok"),
+        already_complete=done,
+        failed={r["id"]: r["message"] for r in results if r["status"] != "ok"},
+        n_patches=sum(r["n_patches"] for r in results),
+        seconds=time.perf_counter() - t0,
+    )
+    if not summary.built and not summary.already_complete and summary.failed:
+        sid, message = sorted(summary.failed.items())[0]
+        raise InputError(
+            f"none of {len(summary.failed)} structures could be built; {sid}: {message}"
+        )
+    for line in summary.lines():
+        log(line)
+    return summary
+
+
+def merge_stores(shards: Sequence[str | os.PathLike], out: str | os.PathLike) -> dict:
+    """Join shard stores built with the same arguments into a new store `out`.
+
+    Complete structure groups are copied file by file; the merged store is written beside `out`
+    and renamed into place, so an interrupted merge leaves nothing at `out`.
+    """
+    if not shards:
+        raise InputError("data merge: give at least one shard store")
+    out = Path(out)
+    if out.exists():
+        raise InputError(f"{out} exists; merge writes a new store")
+    metas = [read_root(s) for s in shards]
+    first = metas[0]
+    for s, m in zip(shards, metas):
+        if m["build"] != first["build"] or m["split"] != first["split"]:
+            raise InputError(f"{s} was built with other arguments or structures than {shards[0]}")
+    import zarr
+
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        attrs = {"densitydiff": {**first, "shard": None}}
+        root = zarr.open_group(tmp, mode="w", attributes=attrs, zarr_format=3)
+        root.create_group("structures")
+        copied: dict[str, str] = {}
+        for s in shards:
+            for sid in sorted(first["split"]):
+                if sid not in copied and is_complete(Path(s), sid):
+                    shutil.copytree(Path(s) / "structures" / sid, tmp / "structures" / sid)
+                    copied[sid] = str(s)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    missing = sorted(set(first["split"]) - set(copied))
+    return {"merged": len(copied), "missing": missing, "out": str(out)}
+
+
+def _dir_bytes(path: Path) -> int:
+    """Bytes on disk of the files under `path` (allocated blocks, as du counts them)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.stat(os.path.join(root, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def complete_structures(store: str | os.PathLike) -> dict[str, dict]:
+    """{id: group attrs} of the structures whose build finished."""
+    store = Path(store)
+    out = {}
+    base = store / "structures"
+    if not base.is_dir():
+        return out
+    for d in sorted(base.iterdir()):
+        if not d.is_dir():
+            continue
+        try:
+            attrs = json.loads((d / "zarr.json").read_text()).get("attributes", {})
+        except (OSError, ValueError):
+            continue
+        if attrs.get("complete"):
+            out[d.name] = attrs
+    return out
+
+
+def store_info(store: str | os.PathLike) -> dict:
+    """Counts per split and resolution, patch size and bytes of a store."""
+    store = Path(store)
+    meta = read_root(store)
+    done = complete_structures(store)
+    res = meta["resolutions"]
+    splits: dict[str, dict] = {}
+    for name in SPLITS:
+        ids = [s for s, sp in meta["split"].items() if sp == name]
+        built = [s for s in ids if s in done]
+        patches = sum(int(done[s]["n_patches"]) for s in built)
+        splits[name] = {
+            "structures": len(built),
+            "structures_missing": len(ids) - len(built),
+            "patches": patches,
+            "patches_per_resolution": {f"{r:g}": patches for r in res},
+            "bytes_per_resolution": {
+                f"{r:g}": sum(_dir_bytes(store / "structures" / s / array_name(r)) for s in built)
+                for r in res
+            },
+        }
+    itemsize = 2 if meta["dtype"] == "float16" else 4
+    n_all = sum(v["patches"] for v in splits.values())
+    return {
+        "path": str(store),
+        "version": meta["version"],
+        "patch": meta["patch"],
+        "voxel_size": meta["voxel_size"],
+        "resolutions": res,
+        "pairs": meta["pairs"],
+        "dtype": meta["dtype"],
+        "shard": meta["shard"],
+        "splits": splits,
+        "bytes_on_disk": _dir_bytes(store),
+        "bytes_uncompressed": n_all * len(res) * meta["patch"] ** 3 * itemsize,
+    }

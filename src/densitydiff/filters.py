@@ -1,0 +1,166 @@
+"""Fourier-space filters on 3-D arrays: low-pass, B-factor, resampling, padding, z-scores.
+
+Pure functions on numpy arrays in (z, y, x) order. Spatial frequencies s are in 1/Å and come
+from the voxel size per axis (numpy.fft.fftfreq(n, d=voxel)), so anisotropic voxels work.
+
+Low-pass conventions (resolution r in Å, s = |spatial frequency|, kernel value at s = 1/r):
+- "hard":     1 for s <= 1/r, 0 beyond.                              Value at 1/r: 1.
+- "cosine":   1 for s <= 1/r - w, raised-cosine fall to 0 at s = 1/r, 0 beyond
+              (w = `width` in 1/Å, default 0.15/r).                   Value at 1/r: 0.
+- "gaussian": exp(-ln2 * (s r)^2), not band-limited.                 Value at 1/r: 0.5.
+"hard" and "cosine" carry no signal beyond 1/r, so the FSC between a filtered map and the
+unfiltered one is 1 below 1/r and 0 above: it crosses 0.5 at r (the FSC of each shell does not
+depend on the kernel's amplitude there, only on whether it is zero). A Gaussian has no such
+crossing; use it for smooth blurring only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from densitydiff.errors import InputError
+from densitydiff.maps import DensityMap
+
+LOWPASS_KINDS = ("hard", "cosine", "gaussian")
+
+
+def _voxel_triple(voxel_size, name: str = "voxel_size") -> np.ndarray:
+    v = np.broadcast_to(np.asarray(voxel_size, dtype=float), (3,)).copy()
+    if not np.all(np.isfinite(v)) or np.any(v <= 0):
+        raise InputError(f"{name} must be positive and finite, got {voxel_size!r}")
+    return v
+
+
+def _array3(array: np.ndarray, what: str = "array") -> np.ndarray:
+    a = np.asarray(array)
+    if a.ndim != 3:
+        raise InputError(f"{what} must be 3-D, got shape {a.shape}")
+    return a
+
+
+def frequency_magnitude(shape: tuple[int, ...], voxel_size) -> np.ndarray:
+    """|s| (1/Å) on the rfftn grid of an array of `shape` with (z, y, x) `voxel_size`."""
+    v = _voxel_triple(voxel_size)
+    fz = np.fft.fftfreq(shape[0], d=v[0])
+    fy = np.fft.fftfreq(shape[1], d=v[1])
+    fx = np.fft.rfftfreq(shape[2], d=v[2])
+    s2 = fz[:, None, None] ** 2 + fy[None, :, None] ** 2 + fx[None, None, :] ** 2
+    return np.sqrt(s2)
+
+
+def lowpass_kernel(s: np.ndarray, resolution: float, kind: str = "cosine", width=None):
+    """The low-pass transfer function at frequencies `s` (1/Å); conventions in the module doc."""
+    if not np.isfinite(resolution) or resolution <= 0:
+        raise InputError(f"resolution must be a positive number of Å, got {resolution!r}")
+    cutoff = 1.0 / resolution
+    if kind == "hard":
+        return (s <= cutoff).astype(float)
+    if kind == "cosine":
+        w = 0.15 * cutoff if width is None else float(width)
+        if not np.isfinite(w) or w <= 0 or w > cutoff:
+            raise InputError(f"cosine edge width must be in (0, 1/resolution] 1/Å, got {width!r}")
+        start = cutoff - w
+        t = np.clip((s - start) / w, 0.0, 1.0)
+        return 0.5 * (1.0 + np.cos(np.pi * t))
+    if kind == "gaussian":
+        return np.exp(-np.log(2.0) * (s * resolution) ** 2)
+    raise InputError(f"unknown low-pass kind {kind!r}; expected one of {LOWPASS_KINDS}")
+
+
+def _apply(array: np.ndarray, voxel_size, kernel_of_s) -> np.ndarray:
+    a = _array3(array)
+    s = frequency_magnitude(a.shape, voxel_size)
+    spectrum = np.fft.rfftn(a)
+    spectrum *= kernel_of_s(s)
+    return np.fft.irfftn(spectrum, s=a.shape).astype(a.dtype if a.dtype.kind == "f" else float)
+
+
+def lowpass(array: np.ndarray, voxel_size, resolution: float, kind: str = "cosine", width=None):
+    """Low-pass `array` at `resolution` Å (kind "hard" | "cosine" | "gaussian"; see module doc)."""
+    lowpass_kernel(np.zeros(1), resolution, kind, width)  # validate before the FFT
+    return _apply(array, voxel_size, lambda s: lowpass_kernel(s, resolution, kind, width))
+
+
+def bfactor(array: np.ndarray, voxel_size, B: float) -> np.ndarray:
+    """Multiply F(s) by exp(-B s^2 / 4): B > 0 blurs, B < 0 sharpens (Debye-Waller factor)."""
+    if not np.isfinite(B):
+        raise InputError(f"B must be finite, got {B!r}")
+    return _apply(array, voxel_size, lambda s: np.exp(-B * s**2 / 4.0))
+
+
+def _resample_matrix(n_old: int, v_old: float, n_new: int, v_new: float) -> np.ndarray:
+    """(n_new, n_old) matrix taking a 1-D FFT to samples of its trigonometric interpolant.
+
+    The interpolant is truncated at the new Nyquist frequency; terms exactly at it get half
+    weight (the symmetric choice), the old Nyquist term of an even length is a cosine.
+    """
+    m = np.fft.fftfreq(n_old) * n_old  # integer frequency indices
+    f = m / (n_old * v_old)  # 1/Å
+    nyq_new = 0.5 / v_new
+    tol = 1e-9 / v_new
+    x = np.arange(n_new) * v_new
+    phase = np.exp(2j * np.pi * x[:, None] * f[None, :])
+    weight = np.where(np.abs(f) < nyq_new - tol, 1.0, np.where(np.abs(f) <= nyq_new + tol, 0.5, 0))
+    if n_old % 2 == 0:  # old Nyquist term: a real cosine, kept whole when representable
+        k = n_old // 2
+        fn = abs(f[k])
+        phase[:, k] = np.cos(2 * np.pi * x * fn)
+        weight[k] = 1.0 if fn <= nyq_new + tol else 0.0
+    return phase * weight[None, :] / n_old
+
+
+def resample(density: DensityMap, voxel_size) -> DensityMap:
+    """Fourier-resample onto `voxel_size` (float or z y x): same origin, extent kept to ±v/2.
+
+    The new box has round(extent / voxel_size) voxels per axis of exactly `voxel_size`, voxel 0
+    stays at the same origin; the map is the band-limited (periodic) interpolant of the input,
+    low-passed at the new Nyquist frequency when downsampling. Works for anisotropic input and
+    non-cubic boxes.
+    """
+    new_v = _voxel_triple(voxel_size)
+    a = np.asarray(density.array, dtype=np.float64)
+    old_v = np.asarray(density.voxel_size)
+    new_shape = [max(1, int(round(n * v / nv))) for n, v, nv in zip(a.shape, old_v, new_v)]
+    out = a.astype(np.complex128)
+    for axis in range(3):
+        spectrum = np.fft.fft(out, axis=axis)
+        mat = _resample_matrix(a.shape[axis], old_v[axis], new_shape[axis], new_v[axis])
+        out = np.moveaxis(np.tensordot(mat, np.moveaxis(spectrum, axis, 0), axes=(1, 0)), 0, axis)
+    return DensityMap(out.real.astype(np.float32), tuple(new_v), density.origin, None)
+
+
+def pad_or_crop(array: np.ndarray, shape, value: float = 0.0) -> np.ndarray:
+    """Pad with `value` or crop to `shape`, keeping voxel n//2 at the new box's n//2."""
+    a = _array3(array)
+    shape = tuple(int(n) for n in np.broadcast_to(np.asarray(shape), (3,)))
+    if min(shape) <= 0:
+        raise InputError(f"shape must be positive, got {shape}")
+    out = np.full(shape, value, dtype=a.dtype)
+    src, dst = [], []
+    for n_old, n_new in zip(a.shape, shape):
+        offset = n_new // 2 - n_old // 2  # where old index 0 lands in the new box
+        lo_new, hi_new = max(0, offset), min(n_new, offset + n_old)
+        src.append(slice(lo_new - offset, hi_new - offset))
+        dst.append(slice(lo_new, hi_new))
+    out[tuple(dst)] = a[tuple(src)]
+    return out
+
+
+def zscore(array: np.ndarray, mask=None) -> tuple[np.ndarray, tuple[float, float]]:
+    """(array - mean) / std with mean and std over `mask` (or all voxels); returns (z, stats)."""
+    a = np.asarray(array)
+    values = a if mask is None else a[np.asarray(mask, dtype=bool)]
+    if values.size == 0:
+        raise InputError("zscore: the mask selects no voxels")
+    if not np.all(np.isfinite(values)):
+        raise InputError("zscore: the array holds NaN or infinite values")
+    mean, std = float(values.mean()), float(values.std())
+    if std <= 0:
+        raise InputError("zscore: the array is constant (standard deviation 0)")
+    return ((a - mean) / std).astype(a.dtype if a.dtype.kind == "f" else float), (mean, std)
+
+
+def unzscore(array: np.ndarray, stats: tuple[float, float]) -> np.ndarray:
+    """Undo `zscore`: array * std + mean."""
+    mean, std = stats
+    return np.asarray(array) * std + mean

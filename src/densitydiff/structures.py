@@ -1,0 +1,166 @@
+"""Read atomic models (PDB/mmCIF, optionally gzipped) through gemmi, checking element columns.
+
+Force-field tools often write PDB files with no element column, so readers guess the element
+from the atom name and an alpha carbon "CA" becomes calcium. A density simulated from such a
+file is wrong without any error, so `read_structure` refuses it unless asked to repair.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import gemmi
+
+from densitydiff.errors import InputError
+
+# Elements that occur in the standard amino acids and nucleotides.
+_POLYMER_ELEMENTS = {"C", "N", "O", "S", "P", "H", "D"}
+
+
+def _is_pdb_text(path: Path) -> bool:
+    name = path.name.lower().removesuffix(".gz")
+    return name.endswith((".pdb", ".ent", ".pdb1")) or not name.endswith((".cif", ".mmcif"))
+
+
+def _count_blank_element_columns(path: Path) -> int:
+    """ATOM/HETATM records of a PDB file whose element field (columns 77-78) is empty."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    blank = 0
+    with opener(path, "rt", errors="replace") as handle:
+        for line in handle:
+            if line.startswith(("ATOM  ", "HETATM")) and line[76:78].strip() == "":
+                blank += 1
+            elif line.startswith("ENDMDL"):
+                break  # model 1 only
+    return blank
+
+
+def _name_element(atom_name: str) -> str:
+    """The element an atom name in a standard residue implies: its first letter ("1HB" -> H)."""
+    for ch in atom_name.strip():
+        if ch.isalpha():
+            return ch.upper()
+    return ""
+
+
+def _element_problems(model: gemmi.Model) -> list[str]:
+    """Descriptions of atoms whose element is unknown or contradicts the atom name."""
+    unknown, calcium, mismatch = [], [], []
+    for chain in model:
+        for res in chain:
+            info = gemmi.find_tabulated_residue(res.name)
+            standard = info is not None and info.is_standard() and not info.is_water()
+            for atom in res:
+                el = atom.element.name
+                where = f"{chain.name}/{res.name}{res.seqid.num}/{atom.name}"
+                if el in ("X", ""):
+                    unknown.append(where)
+                elif standard and el not in _POLYMER_ELEMENTS:
+                    if atom.name.strip() == "CA" and el == "Ca":
+                        calcium.append(where)
+                    else:
+                        mismatch.append(f"{where} ({el})")
+                elif standard and el != _name_element(atom.name) and el != "D":
+                    mismatch.append(f"{where} ({el})")
+    problems = []
+    if calcium:
+        problems.append(
+            f"{len(calcium)} alpha carbons named CA in amino-acid residues are calcium (e.g. "
+            f"{calcium[0]}): the element column is wrong or missing (force-field files do this)"
+        )
+    if unknown:
+        problems.append(f"{len(unknown)} atoms have an unknown element (e.g. {unknown[0]})")
+    if mismatch:
+        problems.append(
+            f"{len(mismatch)} atoms in standard residues have an element that contradicts their "
+            f"name (e.g. {mismatch[0]})"
+        )
+    return problems
+
+
+def _fix_elements(model: gemmi.Model) -> None:
+    """Set elements from atom names: first letter in standard residues, gemmi's guess elsewhere."""
+    for chain in model:
+        for res in chain:
+            info = gemmi.find_tabulated_residue(res.name)
+            standard = info is not None and info.is_standard()
+            for atom in res:
+                name = atom.name.strip()
+                if standard:
+                    atom.element = gemmi.Element(_name_element(name) or "X")
+                    continue
+                if atom.element.name not in ("X", ""):
+                    continue
+                # ions are residues named like their only atom ("CA", "ZN"); else the first letter
+                if name.upper() == res.name.strip().upper() and gemmi.Element(name).atomic_number:
+                    atom.element = gemmi.Element(name)
+                else:
+                    atom.element = gemmi.Element(_name_element(name) or "X")
+
+
+def _is_ligand(res: gemmi.Residue) -> bool:
+    """Not water, and a non-polymer entity or not an amino acid/nucleotide (ions, sugars, ...)."""
+    if res.is_water():
+        return False
+    if res.entity_type in (gemmi.EntityType.NonPolymer, gemmi.EntityType.Branched):
+        return True
+    info = gemmi.find_tabulated_residue(res.name)
+    return info is None or not (info.is_amino_acid() or info.is_nucleic_acid())
+
+
+def _remove_ligands(st: gemmi.Structure) -> None:
+    """Delete ligands, ions and sugars (also when a missing TER merged them into a chain)."""
+    for chain in st[0]:
+        for i in range(len(chain) - 1, -1, -1):
+            if _is_ligand(chain[i]):
+                del chain[i]
+
+
+def read_structure(
+    path: str | os.PathLike,
+    *,
+    remove_waters: bool = True,
+    remove_hydrogens: bool = True,
+    remove_ligands: bool = False,
+    fix_elements: bool = False,
+) -> gemmi.Structure:
+    """Read model 1 of a PDB/mmCIF file (.gz too); refuse wrong or missing element columns.
+
+    `fix_elements=True` repairs elements from the atom names instead of refusing. Raises
+    InputError for a missing or unreadable file, no atoms, or bad elements.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such structure file: {path}")
+    try:
+        st = gemmi.read_structure(str(path))
+    except (RuntimeError, ValueError, OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable PDB/mmCIF file ({exc})") from None
+    if len(st) == 0 or st[0].count_atom_sites() == 0:
+        raise InputError(f"{path}: the file holds no atoms")
+    while len(st) > 1:
+        del st[1]
+    blank = _count_blank_element_columns(path) if _is_pdb_text(path) else 0
+    problems = [] if fix_elements else _element_problems(st[0])
+    if blank and not fix_elements:
+        problems.insert(0, f"{blank} ATOM/HETATM records have an empty element column (77-78)")
+    if problems:
+        raise InputError(
+            f"{path}: bad element symbols: {'; '.join(problems)}. Pass fix_elements=True "
+            "(CLI: --fix-elements) to set elements from the atom names"
+        )
+    if fix_elements:
+        _fix_elements(st[0])
+    st.setup_entities()
+    if remove_hydrogens:
+        st.remove_hydrogens()
+    if remove_ligands:
+        _remove_ligands(st)
+    if remove_waters:
+        st.remove_waters()
+    st.remove_empty_chains()
+    if st[0].count_atom_sites() == 0:
+        raise InputError(f"{path}: no atoms left after removing waters/hydrogens/ligands")
+    return st
