@@ -156,3 +156,38 @@ def test_cli_bad_inputs(cli, tmp_path):
     bad.write_text("net: {widthz: [8]}\n")
     code, out, err = cli("train", "sharpen", "--data", store, "-o", tmp_path / "r", "--config", bad)
     assert code == 2 and "widthz" in err
+
+
+def test_cli_trains_on_a_store(cli, tmp_path):
+    from densitydiff.data.store import BuildConfig, build_store
+
+    examples = REPO / "src" / "densitydiff" / "examples"
+    store = tmp_path / "store.zarr"
+    config = BuildConfig(
+        resolutions=(2.0, 4.0),
+        voxel_size=1.0,
+        patch=16,
+        patches_per_structure=2,
+        dtype="float32",
+        seed=0,
+        val_fraction=0.5,
+        test_fraction=0,
+    )
+    build_store(
+        [examples / "1orc.pdb.gz", examples / "1aki.cif.gz"],
+        store,
+        config,
+        progress=False,
+        log=lambda _: None,
+    )
+    run = tmp_path / "run"
+    args = ["train", "sharpen", "--data", store, "--model", "unet", "-o", run]
+    code, out, err = cli(*args, "--max-steps", "3", "--batch-size", "2")
+    assert code == 0, err
+    assert "step 3" in out
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    listed = (run / "structures.txt").read_text().split()
+    assert listed and set(listed) <= {"1orc", "1aki"}
+    code, out, err = cli(*args, "--max-steps", "5", "--resume")  # keeps the run's config
+    assert code == 0, err
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5

@@ -51,7 +51,13 @@ def _checkpoint_callbacks(ckpt_dir: Path, every: int, has_val: bool) -> list:
                 self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     callbacks = [
-        LastCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_train_steps=every)
+        LastCheckpoint(
+            dirpath=ckpt_dir,
+            save_last=True,
+            save_top_k=0,
+            every_n_train_steps=every,
+            enable_version_counter=False,  # a resumed run overwrites last.ckpt, no last-v1
+        )
     ]
     if has_val:
         callbacks.append(
@@ -88,7 +94,7 @@ def _write_run_files(run_dir: Path, config: SharpenConfig, dataset, argv: list[s
     info = {"seed": config.seed, "versions": versions(), "command": argv or sys.argv}
     with atomic_path(run_dir / "run.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(info, sort_keys=False))
-    names = getattr(dataset, "structures", None) or getattr(dataset, "pairs", None)
+    names = getattr(dataset, "structure_ids", None) or getattr(dataset, "structures", None)
     text = "\n".join(str(n) for n in names) if names else "(in-memory dataset, no structure list)"
     with atomic_path(run_dir / "structures.txt") as tmp:
         tmp.write_text(text + "\n")
@@ -171,7 +177,8 @@ def train_sharpen(
         val_loader = torch.utils.data.DataLoader(val_dataset, shuffle=False, **loader_kw)
 
     every = max(1, min(t.val_every_n_steps, t.max_steps))
-    cbs = _checkpoint_callbacks(ckpt_dir, every, val_loader is not None)
+    # checkpoint period independent of max_steps, so a resumed run finds its callback's state
+    cbs = _checkpoint_callbacks(ckpt_dir, max(1, t.val_every_n_steps), val_loader is not None)
     cbs.append(PerformanceMonitor())
     if t.monitor_every_n_steps > 0 and val_dataset is not None and len(val_dataset) > 0:
         cbs.append(
