@@ -15,6 +15,7 @@ from densitydiff.cli import demo as _demo
 from densitydiff.cli import maps as _maps
 from densitydiff.cli import prior as _prior
 from densitydiff.cli import simulate as _simulate
+from densitydiff.cli import train as _train
 from densitydiff.errors import InputError
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ _simulate.register(app)
 _demo.register(app)
 _data.register(app)
 _prior.register(app)
+_train.register(app)
 
 
 def _cli_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:

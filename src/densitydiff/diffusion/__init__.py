@@ -1,3 +1,1 @@
-"""Diffusion maths on plain tensors: EDM preconditioning, loss and samplers (no I/O, no maps)."""
-
-from __future__ import annotations
+"""Noise schedules, losses, samplers on any tensor: DDPM (discrete t) and EDM (continuous sigma)."""

@@ -1,3 +1,1 @@
-"""Networks: residual MLP for latent priors, timestep/sigma embeddings (torch imported here)."""
-
-from __future__ import annotations
+"""Networks: 3-D U-Net, 3-D VAE, residual MLP, timestep/sigma embeddings."""

@@ -1,0 +1,154 @@
+"""The three sharpening models over one UNet3D backbone: regression, conditional VAE, SR3 DDPM.
+
+Each takes the batch dicts of PatchDataset ({"input", "target": (B,1,P,P,P) z-scored,
+"input_resolution", "target_resolution": (B,) Å}) and offers `loss(batch, generator)` for
+training and `sharpen(input, input_resolution, target_resolution, ...)` for inference.
+Outputs stay in the normalised space; callers map them back (densitydiff.filters.unzscore).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from densitydiff.diffusion.ddpm import DDPM
+from densitydiff.nn.unet3d import UNet3D
+from densitydiff.nn.vae3d import ConditionalVAE3d
+from densitydiff.sharpen.config import SharpenConfig
+
+RESOLUTIONS = ("input_resolution", "target_resolution")
+
+
+def _net_kwargs(config: SharpenConfig) -> dict:
+    n = config.net
+    return dict(
+        widths=list(n.widths),
+        blocks_per_level=n.blocks_per_level,
+        attention_levels=list(n.attention_levels),
+        head_channels=n.head_channels,
+        emb_dim=n.emb_dim,
+        dropout=n.dropout,
+        gradient_checkpointing=n.gradient_checkpointing,
+    )
+
+
+def _resolutions(batch: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    return batch.get("input_resolution"), batch.get("target_resolution")
+
+
+class RegressionSharpener(nn.Module):
+    """U-Net from the input map to the target map (residual by default), L1 or L2 loss."""
+
+    def __init__(self, config: SharpenConfig):
+        super().__init__()
+        self.net = UNet3D(1, 1, conditions=RESOLUTIONS, **_net_kwargs(config))
+        self.loss_kind = config.loss
+        self.residual = config.residual
+
+    def forward(self, inp, input_resolution=None, target_resolution=None) -> torch.Tensor:
+        out = self.net(inp, None, input_resolution, target_resolution)
+        return inp + out if self.residual else out
+
+    def loss(self, batch: dict, generator=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        pred = self(batch["input"], *_resolutions(batch)).float()
+        target = batch["target"].float()
+        loss = F.l1_loss(pred, target) if self.loss_kind == "l1" else F.mse_loss(pred, target)
+        return loss, {}
+
+    @torch.no_grad()
+    def sharpen(self, inp, input_resolution=None, target_resolution=None, **_) -> torch.Tensor:
+        """The regression estimate (deterministic)."""
+        return self(inp, input_resolution, target_resolution)
+
+
+class VAESharpener(nn.Module):
+    """Conditional VAE; loss = -ELBO with a beta on the KL term (Higgins et al. 2017)."""
+
+    def __init__(self, config: SharpenConfig):
+        super().__init__()
+        self.vae = ConditionalVAE3d(
+            latent_channels=config.vae.latent_channels,
+            encoder_widths=list(config.vae.encoder_widths),
+            decoder=dict(_net_kwargs(config), conditions=RESOLUTIONS),
+        )
+        self.beta = config.vae.beta
+
+    def loss(self, batch: dict, generator=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        inp, target = batch["input"], batch["target"]
+        mu, logvar = self.vae.encode(target, inp)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + eps * (0.5 * logvar).exp()  # reparameterisation (K&W eq. 10)
+        recon = self.vae.decode(z, inp, *_resolutions(batch)).float()
+        rec = F.mse_loss(recon, target.float())
+        # KL(N(mu, s^2) || N(0, 1)) per latent element (Kingma & Welling 2014, App. B)
+        kl = 0.5 * torch.mean(mu.float() ** 2 + logvar.float().exp() - 1 - logvar.float())
+        return rec + self.beta * kl, {"recon": rec.detach(), "kl": kl.detach()}
+
+    @torch.no_grad()
+    def sharpen(
+        self,
+        inp,
+        input_resolution=None,
+        target_resolution=None,
+        *,
+        generator: torch.Generator | None = None,
+        **_,
+    ) -> torch.Tensor:
+        """One plausible output per input: z drawn from the prior N(0, I)."""
+        z = torch.randn(self.vae.latent_shape(inp), generator=generator, device=inp.device)
+        return self.vae.decode(z, inp, input_resolution, target_resolution)
+
+
+class DDPMSharpener(nn.Module):
+    """SR3-style conditional DDPM: the network sees [y_t, input] and predicts eps or v."""
+
+    def __init__(self, config: SharpenConfig):
+        super().__init__()
+        self.net = UNet3D(2, 1, **_net_kwargs(config))
+        d = config.diffusion
+        self.ddpm = DDPM(d.timesteps, d.schedule, d.prediction)
+        self.sampler = d.sampler
+        self.sample_steps = d.sample_steps
+        self.clip_x0 = tuple(d.clip_x0) if d.clip_x0 is not None else None
+
+    def model_fn(self, inp, input_resolution=None, target_resolution=None):
+        """Closure f(y_t, t) over the conditioning input (what the samplers call)."""
+
+        def fn(y_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self.net(torch.cat([y_t, inp], dim=1), t, input_resolution, target_resolution)
+
+        return fn
+
+    def loss(self, batch: dict, generator=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        fn = self.model_fn(batch["input"], *_resolutions(batch))
+        return self.ddpm.loss(fn, batch["target"], generator=generator), {}
+
+    @torch.no_grad()
+    def sharpen(
+        self,
+        inp,
+        input_resolution=None,
+        target_resolution=None,
+        *,
+        generator: torch.Generator | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        clip_x0: tuple[float, float] | None = None,
+    ) -> torch.Tensor:
+        """Sample y_0 given the input (normalised space); deterministic for a seeded generator."""
+        return self.ddpm.sample(
+            self.model_fn(inp, input_resolution, target_resolution),
+            tuple(inp.shape),
+            sampler=sampler or self.sampler,
+            steps=steps or self.sample_steps,
+            generator=generator,
+            device=inp.device,
+            clip_x0=clip_x0 if clip_x0 is not None else self.clip_x0,
+        )
+
+
+def build_model(config: SharpenConfig) -> nn.Module:
+    """The model the config names ("unet" | "vae" | "ddpm")."""
+    kinds = {"unet": RegressionSharpener, "vae": VAESharpener, "ddpm": DDPMSharpener}
+    return kinds[config.model](config)
