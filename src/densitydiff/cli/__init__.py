@@ -12,6 +12,7 @@ import typer
 
 from densitydiff.cli import data as _data
 from densitydiff.cli import demo as _demo
+from densitydiff.cli import evaluate as _evaluate
 from densitydiff.cli import maps as _maps
 from densitydiff.cli import prior as _prior
 from densitydiff.cli import simulate as _simulate
@@ -39,6 +40,7 @@ _demo.register(app)
 _data.register(app)
 _prior.register(app)
 _train.register(app)
+_evaluate.register(app)
 
 
 def _cli_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
