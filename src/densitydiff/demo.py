@@ -1,40 +1,123 @@
-"""The demo (`make demo`): simulate a packaged structure at 4 Å and 2 Å and measure their FSC."""
+"""The demo (`make demo`): sharpen a 4 Å map of a held-out example to 2 Å and measure it.
+
+On a packaged structure the default model never saw (it is on the held-out list,
+densitydiff/models/heldout.txt): simulate the 2 Å truth and the 4 Å input on one grid, sharpen
+the input with the default DDPM (several samples: their mean, and their per-voxel standard
+deviation as a map of how far to trust each region) and the regression U-Net, compare them with
+the input and optimal-B sharpening, and write maps, figures and the table into the output folder.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from densitydiff.atomic import atomic_path
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
-DEMO_STRUCTURE = "3mfp.pdb.gz"
+HELDOUT = Path(__file__).resolve().parent / "models" / "heldout.txt"
+DEMO_STRUCTURE = "1orc.pdb.gz"
+DEMO_MODELS = ("default", "unet")
+DEMO_SAMPLES = 4
+DEMO_BASELINES = ("input", "bfactor")
 
 
-def run_demo(out_dir: str | os.PathLike = "demo_out", voxel_size: float = 1.0) -> dict:
-    """Simulate the example at 4 Å and at 2 Å on one grid; write both maps and their FSC."""
-    from densitydiff import metrics
+def heldout_ids() -> list[str]:
+    """The project's held-out structure ids (never used to train the packaged models)."""
+    lines = HELDOUT.read_text().splitlines()
+    return [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
+
+
+def _file_name(method: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in method)
+
+
+def run_demo(
+    out_dir: str | os.PathLike = "demo_out",
+    *,
+    checkpoints: Sequence[str | os.PathLike] | None = None,
+    structure: str | os.PathLike | None = None,
+    input_resolution: float = 4.0,
+    target_resolution: float = 2.0,
+    samples: int = DEMO_SAMPLES,
+    sampler: str | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+) -> dict:
+    """Run the demo; return {"structure", "rows", "files", "models", "samples"}.
+
+    `checkpoints` default to the packaged default DDPM and regression U-Net; a missing packaged
+    model raises InputError before any work. Generative models draw `samples` samples: their mean
+    is the output that is measured, their standard deviation is written as <model>_std.mrc.
+    """
+    from densitydiff.errors import InputError
     from densitydiff.maps import write_map
-    from densitydiff.simulate.density import simulate_map
-    from densitydiff.structures import read_structure
-    from densitydiff.viz import plot_fsc
+    from densitydiff.report import jsonable, structure_figures, write_report
+    from densitydiff.sharpen.evaluate import (
+        check_resolutions,
+        evaluate_structure,
+        resolve_sharpeners,
+    )
 
+    check_resolutions(input_resolution, target_resolution)
+    if samples < 1:
+        raise InputError(f"samples must be >= 1, got {samples}")
+    models = list(checkpoints) if checkpoints else list(DEMO_MODELS)
+    sharpeners = resolve_sharpeners(models)  # fails fast when a model is missing
+    path = Path(structure) if structure is not None else EXAMPLES / DEMO_STRUCTURE
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    structure = read_structure(EXAMPLES / DEMO_STRUCTURE)
-    fine = simulate_map(structure, 2.0, voxel_size)
-    coarse = simulate_map(structure, 4.0, voxel_size, like=fine)
-    write_map(out / "truth_2A.mrc", fine)
-    write_map(out / "input_4A.mrc", coarse)
-    curve = metrics.fsc(coarse.array, fine.array, voxel_size)
-    plot_fsc({"4 Å vs 2 Å": curve}, out / "fsc.png")
+
+    ev = evaluate_structure(
+        path,
+        sharpeners,
+        input_resolution=input_resolution,
+        target_resolution=target_resolution,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        samples=samples,
+        baselines=DEMO_BASELINES,
+    )
+    files: dict[str, str] = {}
+    r_in, r_out = f"{input_resolution:g}A", f"{target_resolution:g}A"
+    names = {"truth": f"truth_{r_out}.mrc", "input": f"input_{r_in}.mrc"}
+    for method, density in ev.maps.items():
+        if method.endswith(" std"):
+            name = f"{_file_name(method[: -len(' std')])}_std.mrc"
+        else:
+            name = names.get(method, f"{_file_name(method)}_{r_out}.mrc")
+        write_map(out / name, density)
+        files[method] = name
+    figures = structure_figures(ev, out)
+    for key, png in figures.items():
+        files[f"{key} figure"] = png.name
+    write_report(
+        ev.rows,
+        out,
+        figures={ev.structure: figures},
+        title=f"densitydiff demo: {ev.structure}, {input_resolution:g} Å → {target_resolution:g} Å",
+        settings={
+            "structure": f"{path.name} (held out from training)",
+            "models": ", ".join(s.name for s in sharpeners),
+            "samples (generative models)": samples,
+            "sampler": sampler or "model default",
+            "steps": steps or "model default",
+        },
+    )
+    files["report"] = "report.html"
     record = {
-        "structure": DEMO_STRUCTURE,
-        "fsc_0.5": metrics.resolution_at(curve, 0.5),
-        "fsc_0.143": metrics.resolution_at(curve, 0.143),
-        "fsc_auc": metrics.fsc_auc(curve),
+        "structure": ev.structure,
+        "input_resolution": input_resolution,
+        "target_resolution": target_resolution,
+        "models": [s.name for s in sharpeners],
+        "samples": samples,
+        "rows": ev.rows,
+        "files": files,
     }
     with atomic_path(out / "demo.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=2))
+        clean = dict(record, rows=[{k: jsonable(v) for k, v in r.items()} for r in ev.rows])
+        Path(tmp).write_text(json.dumps(clean, indent=2))
     return record

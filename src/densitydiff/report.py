@@ -23,7 +23,7 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "structure"
 
 
-def _jsonable(v):
+def jsonable(v):
     if isinstance(v, float) and not math.isfinite(v):
         return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
     return v
@@ -31,8 +31,8 @@ def _jsonable(v):
 
 def results_json(rows: Sequence[dict], summary: dict) -> dict:
     """{"rows": [...], "summary": {method: means}} with inf written as "inf" (strict JSON)."""
-    clean_rows = [{k: _jsonable(v) for k, v in r.items()} for r in rows]
-    clean_sum = {m: {k: _jsonable(v) for k, v in s.items()} for m, s in summary.items()}
+    clean_rows = [{k: jsonable(v) for k, v in r.items()} for r in rows]
+    clean_sum = {m: {k: jsonable(v) for k, v in s.items()} for m, s in summary.items()}
     return {"rows": clean_rows, "summary": clean_sum}
 
 
