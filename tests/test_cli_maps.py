@@ -142,16 +142,6 @@ def test_nan_map_and_truncated_map_are_refused(cli, tmp_path):
         assert code == 2 and err.count("\n") == 1, (name, err)
 
 
-def test_demo_writes_maps_and_reports_the_4A_crossing(cli, tmp_path):
-    code, out, err = cli("demo", "-o", tmp_path / "demo")
-    assert code == 0, err
-    record = json.loads((tmp_path / "demo" / "demo.json").read_text())
-    assert 3.7 < record["fsc_0.5"] < 4.3
-    assert read_map(tmp_path / "demo" / "input_4A.mrc").same_grid(
-        read_map(tmp_path / "demo" / "truth_2A.mrc")
-    )
-
-
 def test_force_field_elements_are_refused_with_the_fix_named(cli, tmp_path):
     # A force-field style PDB: the alpha carbon "CA" carries element Ca (calcium).
     line = "ATOM      1  CA  ALA A   1      11.000  12.000  13.000  1.00 10.00          CA\n"

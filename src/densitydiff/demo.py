@@ -21,6 +21,7 @@ HELDOUT = Path(__file__).resolve().parent / "models" / "heldout.txt"
 DEMO_STRUCTURE = "1orc.pdb.gz"
 DEMO_MODELS = ("default", "unet")
 DEMO_SAMPLES = 4
+DEMO_STEPS = 8  # sampler steps: 4 samples x 8 steps keep the demo within 5 minutes on 2 cores
 DEMO_BASELINES = ("input", "bfactor")
 
 
@@ -43,7 +44,7 @@ def run_demo(
     target_resolution: float = 2.0,
     samples: int = DEMO_SAMPLES,
     sampler: str | None = None,
-    steps: int | None = None,
+    steps: int | None = DEMO_STEPS,
     seed: int = 0,
 ) -> dict:
     """Run the demo; return {"structure", "rows", "files", "models", "samples"}.

@@ -16,8 +16,8 @@ def demo(
         help="Model instead of the packaged ones ('default', 'unet' or a file); repeatable.",
     ),
     samples: int = typer.Option(4, "--samples", help="Samples per generative model (std map)."),
-    sampler: str | None = typer.Option(None, "--sampler", help="ddpm | ddim | dpmsolver++"),
-    steps: int | None = typer.Option(None, "--steps", help="Sampler steps."),
+    sampler: str | None = typer.Option(None, "--sampler", help="ddpm | ddim | dpmpp"),
+    steps: int = typer.Option(8, "--steps", help="Sampler steps of generative models."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the samplers."),
 ) -> None:
     """Sharpen a simulated 4 Å map of a held-out example to 2 Å; compare with the baselines.

@@ -21,9 +21,11 @@ def evaluate(
     voxel_size: float | None = typer.Option(
         None, "--voxel-size", help="Simulation voxel size (Å); default: the first model's."
     ),
-    sampler: str | None = typer.Option(None, "--sampler", help="ddpm | ddim | dpmsolver++"),
+    sampler: str | None = typer.Option(None, "--sampler", help="ddpm | ddim | dpmpp"),
     steps: int | None = typer.Option(None, "--steps", help="Sampler steps (DDPM models)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the samplers."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+    batch_size: int = typer.Option(4, "--batch-size", help="Tiles per model call."),
     no_models: bool = typer.Option(False, "--no-models", help="Only the classical baselines."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
     csv_out: Path | None = typer.Option(None, "--csv", help="Also write the rows as CSV."),
@@ -44,6 +46,7 @@ def evaluate(
     from densitydiff.report import results_json, structure_figures, write_csv, write_report
     from densitydiff.sharpen.evaluate import (
         check_resolutions,
+        check_sampling,
         evaluate_structures,
         format_table,
         summarise,
@@ -53,8 +56,7 @@ def evaluate(
     missing = [str(p) for p in structures if not p.is_file()]
     if missing:
         raise InputError(f"structure file not found: {', '.join(missing)}")
-    if steps is not None and steps < 1:
-        raise InputError(f"--steps must be >= 1, got {steps}")
+    check_sampling(sampler, steps)
     models = [] if no_models else (list(checkpoint) if checkpoint else ["default", "unet"])
     figures: dict = {}
 
@@ -72,6 +74,8 @@ def evaluate(
         steps=steps,
         seed=seed,
         on_result=on_result,
+        device=device,
+        batch_size=batch_size,
     )
     summary = summarise(rows)
     if csv_out is not None:

@@ -22,6 +22,7 @@ from densitydiff.sharpen.baselines import BASELINES
 METRICS = ("fsc_0.5", "fsc_0.143", "fsc_auc", "psnr", "ssim", "cc_box", "cc_mask")
 ROW_KEYS = ("structure", "method", *METRICS, "seconds", "b_factor")
 MASK_RADIUS = 3.0  # Å, CC_mask's atom mask
+SAMPLERS = ("ddpm", "ddim", "dpmpp", "dpmsolver++")
 
 
 @dataclass
@@ -52,6 +53,14 @@ def check_resolutions(input_resolution: float, target_resolution: float) -> tupl
     return r_in, r_out
 
 
+def check_sampling(sampler: str | None, steps: int | None) -> None:
+    """A known sampler name and a positive number of steps (None: the model's own)."""
+    if sampler is not None and sampler not in SAMPLERS:
+        raise InputError(f"unknown sampler {sampler!r}: use ddpm, ddim or dpmpp")
+    if steps is not None and int(steps) < 1:
+        raise InputError(f"steps must be >= 1, got {steps}")
+
+
 def structure_name(path: str | os.PathLike) -> str:
     """The file name without .gz and the format suffix (e.g. 3mfp for 3mfp.pdb.gz)."""
     name = Path(path).name
@@ -61,14 +70,14 @@ def structure_name(path: str | os.PathLike) -> str:
     return name
 
 
-def resolve_sharpeners(sharpeners: Sequence) -> list:
+def resolve_sharpeners(sharpeners: Sequence, device: str = "cpu") -> list:
     """Load every name or path (densitydiff.sharpen.checkpoint.load_sharpener); names unique."""
     out = []
     for s in sharpeners:
         if not hasattr(s, "model"):
             from densitydiff.sharpen.checkpoint import load_sharpener
 
-            s = load_sharpener(s)
+            s = load_sharpener(s, device=device)
         out.append(s)
     seen: dict[str, int] = {}
     for s in out:  # two checkpoints both called "last" must stay apart in the table
@@ -98,6 +107,8 @@ def evaluate_structure(
     samples: int = 1,
     baselines: Sequence[str] = BASELINES,
     padding: float = 10.0,
+    device: str = "cpu",
+    batch_size: int = 4,
 ) -> StructureEvaluation:
     """Simulate truth and input for one structure, run the models and baselines, measure each.
 
@@ -110,6 +121,7 @@ def evaluate_structure(
     from densitydiff.structures import read_structure
 
     r_in, r_out = check_resolutions(input_resolution, target_resolution)
+    check_sampling(sampler, steps)
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise InputError(f"unknown baseline(s) {unknown}; expected some of {BASELINES}")
@@ -172,6 +184,8 @@ def evaluate_structure(
             steps=steps,
             samples=n,
             seed=seed,
+            device=device,
+            batch_size=batch_size,
         )
         seconds = time.perf_counter() - t0
         measure(s.name, result.mean.array, seconds)
@@ -193,6 +207,8 @@ def evaluate_structures(
     seed: int = 0,
     baselines: Sequence[str] = BASELINES,
     on_result: Callable[[StructureEvaluation], None] | None = None,
+    device: str = "cpu",
+    batch_size: int = 4,
 ) -> list[dict]:
     """One row per (structure, method): the metrics of compare_maps, seconds and b_factor.
 
@@ -200,12 +216,13 @@ def evaluate_structures(
     (curves, volumes) as it finishes, e.g. to draw figures without keeping every volume.
     """
     check_resolutions(input_resolution, target_resolution)
+    check_sampling(sampler, steps)
     if not structures:
         raise InputError("no structures given")
     missing = [str(p) for p in structures if not Path(p).is_file()]
     if missing:
         raise InputError(f"structure file not found: {', '.join(missing)}")
-    loaded = resolve_sharpeners(sharpeners)
+    loaded = resolve_sharpeners(sharpeners, device)
     rows: list[dict] = []
     for path in structures:
         ev = evaluate_structure(
@@ -218,6 +235,8 @@ def evaluate_structures(
             steps=steps,
             seed=seed,
             baselines=baselines,
+            device=device,
+            batch_size=batch_size,
         )
         rows.extend(ev.rows)
         if on_result is not None:
