@@ -57,6 +57,7 @@ def markdown(rows: list[dict], summary: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", action="append", help="model (repeatable)")
+    ap.add_argument("--no-models", action="store_true", help="the classical baselines only")
     ap.add_argument("--structures-dir", type=Path, default=DATA)
     ap.add_argument("--input-resolution", type=float, default=4.0)
     ap.add_argument("--target-resolution", type=float, default=2.0)
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     ids = heldout_ids()[: args.limit]
     paths = [find_structure(args.structures_dir, s) for s in ids]
-    models = args.checkpoint or ["default", "unet"]
+    models = [] if args.no_models else (args.checkpoint or ["default", "unet"])
     t0 = time.perf_counter()
 
     def progress(ev) -> None:
@@ -95,13 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         batch_size=args.batch_size,
         on_result=progress,
+        fix_elements=True,
     )
     summary = summarise(rows)
     print(format_table(rows, summary), file=sys.stderr)
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     print(
         f"held-out list ({len(ids)} structures), {args.input_resolution:g} Å -> "
-        f"{args.target_resolution:g} Å; models {', '.join(models)}; sampler "
+        f"{args.target_resolution:g} Å; models {', '.join(models) or 'none'}; sampler "
         f"{args.sampler or 'model default'}, steps {args.steps or 'model default'}; "
         f"{device}, {platform.processor() or platform.machine()}, "
         f"torch threads {torch.get_num_threads()}; total {time.perf_counter() - t0:.0f} s\n"

@@ -46,6 +46,7 @@ def run_demo(
     sampler: str | None = None,
     steps: int | None = DEMO_STEPS,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict:
     """Run the demo; return {"structure", "rows", "files", "models", "samples"}.
 
@@ -81,6 +82,7 @@ def run_demo(
         seed=seed,
         samples=samples,
         baselines=DEMO_BASELINES,
+        progress=progress,
     )
     files: dict[str, str] = {}
     r_in, r_out = f"{input_resolution:g}A", f"{target_resolution:g}A"

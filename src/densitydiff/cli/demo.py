@@ -32,7 +32,13 @@ def demo(
 
     print(f"densitydiff demo: {DEMO_STRUCTURE} (held out from training), 4 Å → 2 Å")
     record = run_demo(
-        out_dir, checkpoints=checkpoint, samples=samples, sampler=sampler, steps=steps, seed=seed
+        out_dir,
+        checkpoints=checkpoint,
+        samples=samples,
+        sampler=sampler,
+        steps=steps,
+        seed=seed,
+        progress=True,
     )
     print(format_table(record["rows"]))
     print(

@@ -26,6 +26,9 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Random seed of the samplers."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
     batch_size: int = typer.Option(4, "--batch-size", help="Tiles per model call."),
+    fix_elements: bool = typer.Option(
+        False, "--fix-elements", help="Set missing element symbols from the atom names."
+    ),
     no_models: bool = typer.Option(False, "--no-models", help="Only the classical baselines."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
     csv_out: Path | None = typer.Option(None, "--csv", help="Also write the rows as CSV."),
@@ -76,6 +79,7 @@ def evaluate(
         on_result=on_result,
         device=device,
         batch_size=batch_size,
+        fix_elements=fix_elements,
     )
     summary = summarise(rows)
     if csv_out is not None:

@@ -109,6 +109,8 @@ def evaluate_structure(
     padding: float = 10.0,
     device: str = "cpu",
     batch_size: int = 4,
+    fix_elements: bool = False,
+    progress: bool = False,
 ) -> StructureEvaluation:
     """Simulate truth and input for one structure, run the models and baselines, measure each.
 
@@ -139,7 +141,7 @@ def evaluate_structure(
         )
 
     # keep the gemmi structure alive while simulating: the maps reference its atoms
-    structure = read_structure(p)
+    structure = read_structure(p, fix_elements=fix_elements)
     name = structure_name(p)
     truth = simulate_map(structure, r_out, voxel_size, padding=padding)
     inp = simulate_map(structure, r_in, like=truth)
@@ -186,6 +188,7 @@ def evaluate_structure(
             seed=seed,
             device=device,
             batch_size=batch_size,
+            progress=progress,
         )
         seconds = time.perf_counter() - t0
         measure(s.name, result.mean.array, seconds)
@@ -209,6 +212,7 @@ def evaluate_structures(
     on_result: Callable[[StructureEvaluation], None] | None = None,
     device: str = "cpu",
     batch_size: int = 4,
+    fix_elements: bool = False,
 ) -> list[dict]:
     """One row per (structure, method): the metrics of compare_maps, seconds and b_factor.
 
@@ -237,6 +241,7 @@ def evaluate_structures(
             baselines=baselines,
             device=device,
             batch_size=batch_size,
+            fix_elements=fix_elements,
         )
         rows.extend(ev.rows)
         if on_result is not None:
