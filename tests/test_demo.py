@@ -56,6 +56,7 @@ def test_demo_writes_maps_std_figures_and_the_table(cli, tmp_path):
     for png in ("fsc_1orc.png", "slices_1orc.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert "data:image/png;base64," in (out / "report.html").read_text()
+    assert record["files"]["tiny_ddpm std"] == "tiny_ddpm_std.mrc"
 
 
 def test_demo_without_packaged_models_says_so_and_exits_2(cli, monkeypatch, tmp_path):

@@ -98,6 +98,9 @@ def run_demo(
             name = names.get(method, f"{_file_name(method)}_{r_out}.mrc")
         write_map(out / name, density)
         files[method] = name
+    for method, density in ev.maps.items():  # the std maps go into the slice montage too
+        if method.endswith(" std"):
+            ev.volumes[method] = density.array
     figures = structure_figures(ev, out)
     for key, png in figures.items():
         files[f"{key} figure"] = png.name
@@ -114,7 +117,7 @@ def run_demo(
             "steps": steps or "model default",
         },
     )
-    files["report"] = "report.html"
+    files.update(report="report.html", csv="results.csv", json="results.json", record="demo.json")
     record = {
         "structure": ev.structure,
         "input_resolution": input_resolution,
