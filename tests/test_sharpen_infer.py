@@ -258,7 +258,9 @@ def test_bad_arguments_raise_input_errors(change, message, monkeypatch):
     config, _ = _tiny()
     kw = dict(input_resolution=4.0, target_resolution=2.0) | change
     with pytest.raises(InputError, match=message):
-        sharpen_map(DensityMap(np.random.rand(16, 16, 16), 1.0), _sharpener(Identity(), config), **kw)
+        sharpen_map(
+            DensityMap(np.random.rand(16, 16, 16), 1.0), _sharpener(Identity(), config), **kw
+        )
 
 
 def test_bad_maps_raise_input_errors():

@@ -15,6 +15,7 @@ from densitydiff.cli import demo as _demo
 from densitydiff.cli import evaluate as _evaluate
 from densitydiff.cli import maps as _maps
 from densitydiff.cli import prior as _prior
+from densitydiff.cli import sharpen as _sharpen
 from densitydiff.cli import simulate as _simulate
 from densitydiff.cli import train as _train
 from densitydiff.errors import InputError
@@ -40,6 +41,7 @@ _demo.register(app)
 _data.register(app)
 _prior.register(app)
 _train.register(app)
+_sharpen.register(app)
 _evaluate.register(app)
 
 

@@ -226,7 +226,7 @@ def sharpen_map(
         batch: list[tuple[int, int, int]] = []
         n_batch = 0
 
-        def flush(batch, n_batch, s=s):
+        def flush(batch, n_batch, s=s, total=total):
             blocks = np.stack([extract(z, c, tile, fill, periodic) for c in batch])[:, None]
             x = torch.from_numpy(blocks).to(device)
             g = torch.Generator(device=device).manual_seed(
@@ -234,7 +234,9 @@ def sharpen_map(
             )
             extra = dict(kwargs, generator=g) if sharpener.is_generative else {}
             with torch.no_grad():
-                out = sharpener.model.sharpen(x, res_in[: len(batch)], res_out[: len(batch)], **extra)
+                out = sharpener.model.sharpen(
+                    x, res_in[: len(batch)], res_out[: len(batch)], **extra
+                )
             out = out.float().cpu().numpy()[:, 0]
             for c, o in zip(batch, out):
                 accumulate(total, o, weight, c, periodic)
@@ -242,7 +244,9 @@ def sharpen_map(
 
         for corner in tile_corners(shape, tile, stride, margin):
             if corner in skipped:
-                accumulate(total, extract(z, corner, tile, fill, periodic), weight, corner, periodic)
+                accumulate(
+                    total, extract(z, corner, tile, fill, periodic), weight, corner, periodic
+                )
                 bar.update(1)
                 continue
             batch.append(corner)
@@ -294,6 +298,3 @@ def sharpen_map(
         n_skipped=len(skipped),
         info=info,
     )
-
-
-
