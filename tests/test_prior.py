@@ -19,13 +19,7 @@ from densitydiff.prior.synthetic import circular
 SMALL = {"width": 64, "depth": 4, "emb_dim": 32, "batch_size": 500, "lr": 2e-3}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One BLAS thread: on a shared 2-core machine two threads fight and run ~5x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
