@@ -28,7 +28,7 @@ def cli():
     return run_cli
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_thread():
     """One torch thread: on a shared 2-core machine two threads fight and run far slower."""
     import torch

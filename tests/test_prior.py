@@ -197,8 +197,11 @@ def test_evaluate_json_and_plot(run, cli):
     )
     assert code == 0, err
     result = json.loads(out)
-    assert set(result) >= {"floor", "learned", "gaussian", "sampling", "mmd_learned_over_floor"}
-    for key in ("floor", "learned", "gaussian"):
+    assert set(result) >= {
+        "floor", "learned", "gaussian", "sampling", "mmd_learned_over_floor",
+        "learned_all", "gaussian_all", "mmd_learned_over_gaussian_all",
+    }  # fmt: skip
+    for key in ("floor", "learned", "gaussian", "learned_all", "gaussian_all"):
         assert set(result[key]) == {"mmd", "energy", "sw2"}
     assert result["learned"]["mmd"] < 0.5 * result["gaussian"]["mmd"]
     code, out, err = cli("prior", "plot", run / "run", run / "z.npy", "-n", "300",
