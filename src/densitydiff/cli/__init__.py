@@ -14,6 +14,7 @@ from densitydiff.cli import data as _data
 from densitydiff.cli import demo as _demo
 from densitydiff.cli import maps as _maps
 from densitydiff.cli import prior as _prior
+from densitydiff.cli import sharpen as _sharpen
 from densitydiff.cli import simulate as _simulate
 from densitydiff.cli import train as _train
 from densitydiff.errors import InputError
@@ -39,6 +40,7 @@ _demo.register(app)
 _data.register(app)
 _prior.register(app)
 _train.register(app)
+_sharpen.register(app)
 
 
 def _cli_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
