@@ -71,6 +71,9 @@ def main() -> None:
             "mmd_gaussian": ev["gaussian"]["mmd"],
             "learned_over_floor": ev["mmd_learned_over_floor"],
             "learned_over_gaussian": ev["mmd_learned_over_gaussian"],
+            "mmd_learned_all": ev["learned_all"]["mmd"],
+            "mmd_gaussian_all": ev["gaussian_all"]["mmd"],
+            "learned_over_gaussian_all": ev["mmd_learned_over_gaussian_all"],
             "energy": {k: ev[k]["energy"] for k in ("floor", "learned", "gaussian")},
             "sw2": {k: ev[k]["sw2"] for k in ("floor", "learned", "gaussian")},
         }

@@ -151,3 +151,25 @@ def test_force_field_elements_are_refused_with_the_fix_named(cli, tmp_path):
     assert code == 2 and err.count("\n") == 1
     assert "calcium" in err.lower() or "element" in err.lower()
     assert not (tmp_path / "o.mrc").exists()
+
+
+def test_fix_elements_repairs_blank_element_columns(cli, tmp_path):
+    # Real files (3so6 and others in the PDB set) leave columns 77-78 blank on some atoms.
+    lines = [
+        "ATOM      1  N   ALA A   1      11.000  12.000  13.000  1.00 10.00\n",
+        "ATOM      2  CA  ALA A   1      12.400  12.000  13.000  1.00 10.00\n",
+        "ATOM      3  SD  MET A   2      14.000  13.000  13.000  1.00 10.00\n",
+    ]
+    blank = tmp_path / "blank.pdb"
+    blank.write_text("".join(lines) + "END\n")
+    code, _, err = cli("simulate", "map", blank, "-o", tmp_path / "o.mrc", "-r", "4")
+    assert code == 2 and "--fix-elements" in err
+    code, _, err = cli("simulate", "map", blank, "-o", tmp_path / "o.mrc", "-r", "4",
+                       "--fix-elements")  # fmt: skip
+    assert code == 0, err
+    from densitydiff.structures import read_structure
+
+    st = read_structure(blank, fix_elements=True)
+    assert [a.element.name for a in st[0][0][0]] + [st[0][0][1][0].element.name] == [
+        "N", "C", "S"
+    ]  # fmt: skip

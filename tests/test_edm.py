@@ -13,14 +13,7 @@ from densitydiff.diffusion import edm
 from densitydiff.nn.embeddings import FourierEmbedding, sinusoidal_embedding
 from densitydiff.nn.mlp import ResidualMLP
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One BLAS thread: on a shared 2-core machine two threads fight and run ~5x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gaussian_denoiser(s: float):

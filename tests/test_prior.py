@@ -19,13 +19,7 @@ from densitydiff.prior.synthetic import circular
 SMALL = {"width": 64, "depth": 4, "emb_dim": 32, "batch_size": 500, "lr": 2e-3}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One BLAS thread: on a shared 2-core machine two threads fight and run ~5x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -203,8 +197,11 @@ def test_evaluate_json_and_plot(run, cli):
     )
     assert code == 0, err
     result = json.loads(out)
-    assert set(result) >= {"floor", "learned", "gaussian", "sampling", "mmd_learned_over_floor"}
-    for key in ("floor", "learned", "gaussian"):
+    assert set(result) >= {
+        "floor", "learned", "gaussian", "sampling", "mmd_learned_over_floor",
+        "learned_all", "gaussian_all", "mmd_learned_over_gaussian_all",
+    }  # fmt: skip
+    for key in ("floor", "learned", "gaussian", "learned_all", "gaussian_all"):
         assert set(result[key]) == {"mmd", "energy", "sw2"}
     assert result["learned"]["mmd"] < 0.5 * result["gaussian"]["mmd"]
     code, out, err = cli("prior", "plot", run / "run", run / "z.npy", "-n", "300",

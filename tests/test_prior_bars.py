@@ -9,7 +9,6 @@ the ring, the curve and cryoDRGN's zvals_het-8_4k.pkl.
 from __future__ import annotations
 
 import pytest
-import torch
 
 from densitydiff.prior.evaluate import evaluate_prior
 from densitydiff.prior.latents import Latents
@@ -17,14 +16,7 @@ from densitydiff.prior.sample import load_prior, sample_prior
 from densitydiff.prior.synthetic import chi_radius, compositional, outside_modes
 from densitydiff.prior.train import PriorConfig, train_prior
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One BLAS thread: on a shared 2-core machine two threads fight and run ~5x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_mixture_prior_meets_the_bars(tmp_path):

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from scipy import stats
 
 from densitydiff.prior.metrics import (
@@ -17,14 +16,7 @@ from densitydiff.prior.metrics import (
     sliced_wasserstein,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One BLAS thread: on a shared 2-core machine two threads fight and run ~5x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def rbf_mmd2_gaussians(delta: float, s: float, h: float, d: int) -> float:

@@ -13,13 +13,7 @@ from sharpen_pairs import fsc_auc, make_pair
 from densitydiff.sharpen.config import load_config
 from densitydiff.sharpen.models import build_model
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(pair: dict, copies: int = 1) -> dict:

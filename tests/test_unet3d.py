@@ -13,14 +13,7 @@ import torch.nn.functional as F
 
 from densitydiff.nn.unet3d import Attention3d, UNet3D
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a loaded 2-core machine this is many times faster."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_shapes_and_levels():

@@ -64,6 +64,9 @@ def build(
     ),
     threshold: float = typer.Option(0.5, help="Density threshold, z-score of the coarsest map."),
     padding: float = typer.Option(8.0, help="Å of solvent around the atoms in each grid."),
+    fix_elements: bool = typer.Option(
+        False, "--fix-elements", help="Set blank or wrong element columns from atom names."
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Simulate structures at several resolutions on one grid and store aligned patches.
@@ -90,6 +93,7 @@ def build(
         test_fraction=test_fraction,
         held_out=_held_out(held_out),
         compressor=compressor,
+        fix_elements=fix_elements,
     )
     build_store(
         structures or [],

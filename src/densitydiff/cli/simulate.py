@@ -24,6 +24,9 @@ def simulate_map_command(
     padding: float = typer.Option(10.0, "--padding", help="Box margin around the atoms (Å)."),
     like: Path | None = typer.Option(None, "--like", help="Simulate on this map's grid."),
     scattering: str = typer.Option("electron", "--scattering", help="electron | xray"),
+    fix_elements: bool = typer.Option(
+        False, "--fix-elements", help="Set blank or wrong element columns from atom names."
+    ),
 ) -> None:
     """Density of an atomic model band-limited to a resolution (see docs/simulate.md).
 
@@ -34,7 +37,7 @@ def simulate_map_command(
     from densitydiff.structures import read_structure
 
     grid = read_map(like) if like is not None else None
-    structure = read_structure(model)
+    structure = read_structure(model, fix_elements=fix_elements)
     density = simulate_map(
         structure,
         resolution,

@@ -58,6 +58,7 @@ class BuildConfig:
     held_out: tuple[str, ...] = ()
     scattering: str = "electron"
     compressor: str = "zstd"
+    fix_elements: bool = False  # repair blank/wrong element columns from atom names
 
     def __post_init__(self) -> None:
         res = tuple(float(r) for r in self.resolutions)
@@ -240,7 +241,7 @@ def simulate_structure(
 
     if not path.exists():
         raise InputError(f"structure file not found: {path}")
-    structure = read_structure(path)
+    structure = read_structure(path, fix_elements=config.fix_elements)
     center = _center(structure)
     res = config.resolutions
     P = config.patch
