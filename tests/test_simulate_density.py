@@ -158,3 +158,13 @@ def test_bad_inputs(small_structure, tmp_path):
         simulate_map(tmp_path / "missing.pdb", 4.0)
     with pytest.raises(InputError, match="unknown element"):
         simulate_map(_one_atom("X", (0, 0, 0)), 4.0)
+
+
+def test_a_path_gives_the_same_map_as_a_loaded_structure():
+    # gemmi elements used to outlive the structure read from a path: maps changed call to call.
+    path = EXAMPLES / "1orc.pdb.gz"
+    from densitydiff.structures import read_structure
+
+    expected = simulate_map(read_structure(path), 4.0, 1.5).array
+    for _ in range(3):
+        np.testing.assert_array_equal(simulate_map(path, 4.0, 1.5).array, expected)

@@ -41,7 +41,11 @@ def _load(structure) -> gemmi.Structure:
 
 
 def _atoms(structure) -> tuple[np.ndarray, list, np.ndarray, np.ndarray]:
-    """Model 1's atoms: positions (N, 3) in (z, y, x) Å, elements, occupancies, B-factors."""
+    """Model 1's atoms: positions (N, 3) in (z, y, x) Å, element names, occupancies, B-factors.
+
+    Element names, not gemmi.Element objects: those point into the structure, which is freed
+    when it was read here from a path (that gave different maps on each call).
+    """
     st = _load(structure)
     if len(st) == 0:
         raise InputError("the structure has no models")
@@ -55,7 +59,7 @@ def _atoms(structure) -> tuple[np.ndarray, list, np.ndarray, np.ndarray]:
             )
         p = atom.pos
         pos.append((p.z, p.y, p.x))
-        elements.append(atom.element)
+        elements.append(atom.element.name)
         occ.append(atom.occ)
         b.append(atom.b_iso)
     if not pos:
@@ -196,8 +200,8 @@ def simulate_map(
     probe = gemmi.Atom()
     probe.occ = 1.0
     probe.b_iso = float(b.max())
-    for el in {e.name: e for e in elements}.values():
-        probe.element = el
+    for name in set(elements):
+        probe.element = gemmi.Element(name)
         radius = max(radius, calc.estimate_radius(probe))
 
     # Keep atoms near the box (their low-passed density reaches it); pad the computing box so
@@ -233,9 +237,10 @@ def simulate_map(
     residue = gemmi.Residue()
     residue.name = "UNK"
     rel = pos - ext_origin
+    element_of = {name: gemmi.Element(name) for name in set(elements)}
     for p, el, o, bi in zip(rel, elements, occ, b):
         atom = gemmi.Atom()
-        atom.element = el
+        atom.element = element_of[el]
         atom.pos = gemmi.Position(p[2], p[1], p[0])
         atom.occ = float(o)
         atom.b_iso = float(bi)
