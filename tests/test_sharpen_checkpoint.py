@@ -11,13 +11,7 @@ from densitydiff.sharpen import checkpoint as ck
 from densitydiff.sharpen.checkpoint import export_sharpener, load_sharpener
 from densitydiff.sharpen.config import load_config
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +99,16 @@ def test_bad_checkpoints_raise_input_errors(tmp_path):
     torch.save({"format": ck.FORMAT, "config": {"model": "unet"}, "state_dict": {}}, bad)
     with pytest.raises(InputError):
         load_sharpener(bad)
+
+
+def test_train_export_command_packages_the_ema_weights(ddpm_run, tmp_path, cli):
+    run, _ = ddpm_run
+    out = tmp_path / "model.pt"
+    code, stdout, err = cli("train", "export", run, "-o", out, "--float32")
+    assert code == 0, err
+    exported = load_sharpener(out)
+    from_ckpt = load_sharpener(run / "checkpoints" / "last.ckpt")
+    for name, value in from_ckpt.model.state_dict().items():
+        assert torch.equal(exported.model.state_dict()[name], value), name
+    code, _, err = cli("train", "export", tmp_path / "nowhere", "-o", tmp_path / "x.pt")
+    assert code == 2 and err.count("\n") == 1 and not (tmp_path / "x.pt").exists()

@@ -69,5 +69,47 @@ def sharpen(
     print(f"trained {cfg.model} to step {result['global_step']}; last: {result['last']}")
 
 
+@train_app.command("export")
+def export(
+    run: Path = typer.Argument(..., help="Training run directory (or a checkpoint inside it)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.pt)."),
+    half: bool = typer.Option(True, "--half/--float32", help="Store weights as float16."),
+    checkpoint: str = typer.Option("last", "--checkpoint", help="last | best"),
+) -> None:
+    """Package a run's weights (EMA for a DDPM) with its config, voxel size, patch and structures.
+
+    Example: densitydiff train export runs/ddpm -o model.pt  (then: sharpen --checkpoint model.pt)
+    """
+    import yaml
+
+    from densitydiff.errors import InputError
+    from densitydiff.sharpen.checkpoint import export_sharpener, load_sharpener
+
+    run_dir = run if run.is_dir() else run.parent.parent
+    ckpt = run / "checkpoints" / f"{checkpoint}.ckpt" if run.is_dir() else run
+    if not ckpt.is_file():
+        raise InputError(f"no checkpoint {ckpt}")
+    structures_file = run_dir / "structures.txt"
+    structures = structures_file.read_text().split() if structures_file.is_file() else []
+    record = (
+        yaml.safe_load((run_dir / "run.yaml").read_text())
+        if (run_dir / "run.yaml").is_file()
+        else {}
+    )
+    sharpener = load_sharpener(ckpt)
+    export_sharpener(
+        ckpt,
+        output,
+        voxel_size=sharpener.voxel_size,
+        patch=sharpener.patch,
+        training_structures=structures,
+        extra={"run": record, "checkpoint": ckpt.name},
+        half=half,
+        name=output.stem,
+    )
+    size_mb = output.stat().st_size / 1e6
+    print(f"wrote {output} ({size_mb:.1f} MB): {sharpener.kind}, voxel {sharpener.voxel_size} Å")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(train_app, name="train")
