@@ -14,13 +14,7 @@ from densitydiff.sharpen.checkpoint import FORMAT
 from densitydiff.sharpen.config import load_config, to_dict
 from densitydiff.sharpen.models import build_model
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model_file(path, kind="unet"):

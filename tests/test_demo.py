@@ -7,15 +7,7 @@ import json
 import numpy as np
 import pytest
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_demo_writes_maps_std_figures_and_the_table(cli, tmp_path):

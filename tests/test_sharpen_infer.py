@@ -19,13 +19,7 @@ from densitydiff.sharpen.config import load_config
 from densitydiff.sharpen.infer import covers_unit_cell, sharpen_map
 from densitydiff.sharpen.models import build_model
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Identity(nn.Module):
