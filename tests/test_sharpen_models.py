@@ -120,3 +120,24 @@ def test_vae_draws_several_plausible_outputs():
     ]
     assert draws[0].shape == batch["input"].shape
     assert not torch.allclose(draws[0], draws[1])
+
+
+def test_residual_ddpm_diffuses_target_minus_input_and_adds_the_input_back(monkeypatch):
+    import torch
+
+    from densitydiff.sharpen.config import load_config
+    from densitydiff.sharpen.models import build_model
+
+    model = build_model(load_config("tiny", {"model": "ddpm", "diffusion": {"residual": True}}))
+    inp, target = torch.randn(1, 1, 8, 8, 8), torch.randn(1, 1, 8, 8, 8)
+    seen = {}
+
+    def loss(fn, y0, generator=None):
+        seen["y0"] = y0
+        return y0.sum()
+
+    monkeypatch.setattr(model.ddpm, "loss", loss)
+    monkeypatch.setattr(model.ddpm, "sample", lambda fn, shape, **kw: torch.full(shape, 0.5))
+    model.loss({"input": inp, "target": target})
+    assert torch.equal(seen["y0"], target - inp)
+    assert torch.allclose(model.sharpen(inp), inp + 0.5)

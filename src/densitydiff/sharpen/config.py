@@ -40,6 +40,7 @@ class DiffusionConfig:
     sampler: str = "dpmsolver++"  # ddpm | ddim | dpmsolver++
     sample_steps: int = 20
     clip_x0: list[float] | None = None  # [lo, hi] in the normalised space, or None
+    residual: bool = False  # diffuse target - input instead of the target
 
 
 @dataclass

@@ -101,7 +101,11 @@ class VAESharpener(nn.Module):
 
 
 class DDPMSharpener(nn.Module):
-    """SR3-style conditional DDPM: the network sees [y_t, input] and predicts eps or v."""
+    """SR3-style conditional DDPM: the network sees [y_t, input] and predicts eps or v.
+
+    With `diffusion.residual` the chain runs on y_0 = target - input (the detail the input
+    lacks), as residual super-resolution diffusion does; the input supplies the rest.
+    """
 
     def __init__(self, config: SharpenConfig):
         super().__init__()
@@ -111,6 +115,7 @@ class DDPMSharpener(nn.Module):
         self.sampler = d.sampler
         self.sample_steps = d.sample_steps
         self.clip_x0 = tuple(d.clip_x0) if d.clip_x0 is not None else None
+        self.residual = d.residual
 
     def model_fn(self, inp, input_resolution=None, target_resolution=None):
         """Closure f(y_t, t) over the conditioning input (what the samplers call)."""
@@ -122,7 +127,8 @@ class DDPMSharpener(nn.Module):
 
     def loss(self, batch: dict, generator=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         fn = self.model_fn(batch["input"], *_resolutions(batch))
-        return self.ddpm.loss(fn, batch["target"], generator=generator), {}
+        y0 = batch["target"] - batch["input"] if self.residual else batch["target"]
+        return self.ddpm.loss(fn, y0, generator=generator), {}
 
     @torch.no_grad()
     def sharpen(
@@ -137,7 +143,7 @@ class DDPMSharpener(nn.Module):
         clip_x0: tuple[float, float] | None = None,
     ) -> torch.Tensor:
         """Sample y_0 given the input (normalised space); deterministic for a seeded generator."""
-        return self.ddpm.sample(
+        y0 = self.ddpm.sample(
             self.model_fn(inp, input_resolution, target_resolution),
             tuple(inp.shape),
             sampler=sampler or self.sampler,
@@ -146,6 +152,7 @@ class DDPMSharpener(nn.Module):
             device=inp.device,
             clip_x0=clip_x0 if clip_x0 is not None else self.clip_x0,
         )
+        return inp + y0 if self.residual else y0
 
 
 def build_model(config: SharpenConfig) -> nn.Module:
