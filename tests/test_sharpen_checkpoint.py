@@ -104,9 +104,11 @@ def test_bad_checkpoints_raise_input_errors(tmp_path):
 def test_train_export_command_packages_the_ema_weights(ddpm_run, tmp_path, cli):
     run, _ = ddpm_run
     out = tmp_path / "model.pt"
-    code, stdout, err = cli("train", "export", run, "-o", out, "--float32")
+    code, stdout, err = cli("train", "export", run, "-o", out, "--float32", "--sampler", "ddim",
+                            "--steps", "7")  # fmt: skip
     assert code == 0, err
     exported = load_sharpener(out)
+    assert (exported.model.sampler, exported.model.sample_steps) == ("ddim", 7)
     from_ckpt = load_sharpener(run / "checkpoints" / "last.ckpt")
     for name, value in from_ckpt.model.state_dict().items():
         assert torch.equal(exported.model.state_dict()[name], value), name

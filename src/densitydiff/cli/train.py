@@ -75,6 +75,10 @@ def export(
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.pt)."),
     half: bool = typer.Option(True, "--half/--float32", help="Store weights as float16."),
     checkpoint: str = typer.Option("last", "--checkpoint", help="last | best"),
+    sampler: str | None = typer.Option(
+        None, "--sampler", help="Default inference sampler: ddpm | ddim | dpmsolver++."
+    ),
+    steps: int | None = typer.Option(None, "--steps", help="Default inference steps."),
 ) -> None:
     """Package a run's weights (EMA for a DDPM) with its config, voxel size, patch and structures.
 
@@ -89,6 +93,10 @@ def export(
     ckpt = run / "checkpoints" / f"{checkpoint}.ckpt" if run.is_dir() else run
     if not ckpt.is_file():
         raise InputError(f"no checkpoint {ckpt}")
+    if sampler is not None and sampler not in ("ddpm", "ddim", "dpmsolver++"):
+        raise InputError(f"unknown sampler {sampler!r}: use ddpm, ddim or dpmsolver++")
+    if steps is not None and steps < 1:
+        raise InputError(f"--steps must be at least 1, got {steps}")
     structures_file = run_dir / "structures.txt"
     structures = structures_file.read_text().split() if structures_file.is_file() else []
     record = (
@@ -106,6 +114,8 @@ def export(
         extra={"run": record, "checkpoint": ckpt.name},
         half=half,
         name=output.stem,
+        sampler=sampler,
+        steps=steps,
     )
     size_mb = output.stat().st_size / 1e6
     print(f"wrote {output} ({size_mb:.1f} MB): {sharpener.kind}, voxel {sharpener.voxel_size} Å")

@@ -174,8 +174,14 @@ def export_sharpener(
     extra: dict | None = None,
     half: bool = False,
     name: str | None = None,
+    sampler: str | None = None,
+    steps: int | None = None,
 ) -> Path:
-    """Write a compact weights-only model file (EMA weights for a DDPM), atomically."""
+    """Write a compact weights-only model file (EMA weights for a DDPM), atomically.
+
+    `sampler` / `steps` set the diffusion model's default inference sampler (chosen by measuring
+    quality against time, e.g. bench/samplers.py) without changing the weights.
+    """
     import torch
 
     from densitydiff.sharpen.config import to_dict
@@ -184,10 +190,15 @@ def export_sharpener(
     state = sharpener.model.state_dict()
     if half:
         state = {k: v.half() if torch.is_floating_point(v) else v for k, v in state.items()}
+    config = to_dict(sharpener.config)
+    if sampler is not None:
+        config["diffusion"]["sampler"] = sampler
+    if steps is not None:
+        config["diffusion"]["sample_steps"] = int(steps)
     data = {
         "format": FORMAT,
         "name": name or Path(out).stem,
-        "config": to_dict(sharpener.config),
+        "config": config,
         "state_dict": state,
         "voxel_size": float(voxel_size),
         "patch": int(patch),
