@@ -8,6 +8,7 @@ with --ddpm a DDPM of the same preset with --steps DPM-Solver++ steps. Maps are 
 (every tile has voxels above the solvent threshold, so none is skipped).
 
     PYTHONPATH=src python bench/sharpen.py [--sizes 128 256] [--ddpm --steps 2]
+    PYTHONPATH=src python bench/sharpen.py --sizes 128 --packaged unet default --threads 2
 """
 
 from __future__ import annotations
@@ -28,20 +29,27 @@ from densitydiff.sharpen.config import load_config
 from densitydiff.sharpen.infer import sharpen_map
 from densitydiff.sharpen.models import build_model
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-config = load_config(sys.argv[5], {"model": kind})
-torch.manual_seed(0)
-model = build_model(config).eval()
-sharpener = Sharpener(model, config, 1.0, 32, sys.argv[5] + "-" + kind, kind, kind != "unet")
+packaged = sys.argv[6] if len(sys.argv) > 6 else ""
+if packaged:  # a model shipped in the package, with its own default sampler and steps
+    from densitydiff.sharpen.checkpoint import load_sharpener
+    sharpener = load_sharpener(packaged)
+    kind, steps = sharpener.kind, None
+else:
+    config = load_config(sys.argv[5], {"model": kind})
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    sharpener = Sharpener(model, config, 1.0, 32, sys.argv[5] + "-" + kind, kind, kind != "unet")
 rng = np.random.default_rng(0)
 array = rng.normal(size=(n, n, n)).astype(np.float32)
 density = DensityMap(array, 1.0)
 loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 res = sharpen_map(density, sharpener, input_resolution=4.0, target_resolution=2.0,
-                  steps=steps, sampler="dpmpp", batch_size=4)
+                  steps=steps, sampler=None if packaged else "dpmpp", batch_size=4)
 seconds = time.perf_counter() - t
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"n": n, "kind": kind, "steps": steps if kind == "ddpm" else None,
+print(json.dumps({"n": n, "kind": kind, "packaged": packaged or None,
+  "steps": steps if kind == "ddpm" else None,
   "map_mb": array.nbytes / 2**20, "tiles": res.n_tiles, "skipped": res.n_skipped,
   "preset": sys.argv[5], "seconds": round(seconds, 1),
   "s_per_tile": round(seconds / res.n_tiles, 3),
@@ -57,13 +65,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--preset", default="tiny", help="tiny (fast) or small (the lead's)")
+    parser.add_argument(
+        "--packaged", nargs="+", default=None, help="packaged models instead (default, unet)"
+    )
     args = parser.parse_args()
-    kinds = ["unet"] + (["ddpm"] if args.ddpm else [])
+    kinds = args.packaged or (["unet"] + (["ddpm"] if args.ddpm else []))
     rows = []
     for kind in kinds:
         for n in args.sizes:
             cmd = [sys.executable, "-c", CHILD, str(n), kind, str(args.steps)]
-            cmd += [str(args.threads), args.preset]
+            cmd += [str(args.threads), args.preset, kind if args.packaged else ""]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), flush=True)
