@@ -123,8 +123,8 @@ def test_training_is_deterministic_and_resumes(tmp_path):
     with pytest.raises(InputError):  # a finished run is not overwritten silently
         train_prior(z, tmp_path / "a", cfg, progress=False)
     cfg4 = PriorConfig(**{**cfg.__dict__, "epochs": 4})
-    c = torch.load(train_prior(z, tmp_path / "a", cfg4, resume=True, progress=False),
-                   weights_only=True)  # fmt: skip
+    resumed = train_prior(z, tmp_path / "a", cfg4, resume=True, progress=False)
+    c = torch.load(resumed, weights_only=True)
     assert c["epochs_trained"] == 4
     assert not torch.equal(
         c["state_dict"]["net.output.weight"], a["state_dict"]["net.output.weight"]
