@@ -38,7 +38,7 @@ def test_yaml_round_trip_and_partial_files(tmp_path):
         ("diffusion: {schedule: quadratic}\n", "unknown schedule"),
         ("trainer: {max_steps: 0}\n", ">= 1"),
         ("- a list\n", "mapping"),
-        ("net: {widths: [8\n", "cannot parse"),
+        ("net: {widths: [8\n", "not valid YAML"),
     ],
 )
 def test_bad_configs_raise_input_error(tmp_path, text, message):

@@ -65,17 +65,9 @@ def read_config(path: str | os.PathLike | None, **overrides) -> PriorConfig:
     """PriorConfig from an optional YAML file, then keyword overrides that are not None."""
     values: dict = {}
     if path is not None:
-        import yaml
+        from densitydiff.configfile import read_yaml_mapping
 
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"no such config file: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise InputError(f"{path}: not valid YAML ({err})") from None
-        if not isinstance(loaded, dict):
-            raise InputError(f"{path}: config must be a mapping of keys to values")
+        loaded = read_yaml_mapping(path)
         values.update(loaded.get("config", loaded))
     values.update({k: v for k, v in overrides.items() if v is not None})
     return PriorConfig.from_dict(values)

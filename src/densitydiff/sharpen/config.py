@@ -199,25 +199,19 @@ def load_config(
     preset_or_path: str | Path | None = "tiny", overrides: dict[str, Any] | None = None
 ) -> SharpenConfig:
     """A preset name or YAML file (None: defaults), then `overrides` (nested dict) on top."""
-    import yaml
+    from densitydiff.configfile import read_yaml_mapping
 
     data: dict[str, Any] = {}
     if preset_or_path is not None:
         name = str(preset_or_path)
         if name in PRESETS:
             data = PRESETS[name]
+        elif not Path(name).is_file():
+            raise InputError(
+                f"config {name!r} is neither a preset ({', '.join(PRESETS)}) nor a file"
+            )
         else:
-            path = Path(name)
-            if not path.is_file():
-                raise InputError(
-                    f"config {name!r} is neither a preset ({', '.join(PRESETS)}) nor a file"
-                )
-            try:
-                data = yaml.safe_load(path.read_text()) or {}
-            except yaml.YAMLError as exc:
-                raise InputError(f"cannot parse config {path}: {exc}") from None
-            if not isinstance(data, dict):
-                raise InputError(f"config {path} must hold a mapping")
+            data = read_yaml_mapping(name)
     resolved = merge(to_dict(SharpenConfig()), data)
     resolved = merge(resolved, overrides or {})
     return from_dict(resolved)
