@@ -153,6 +153,8 @@ def _bad_cases(tmp):
                                "--checkpoint", tmp / "corrupt.pt"),
         "cuda": ("sharpen", tmp / "in.mrc", "-o", tmp / "o.mrc", *ok, "--device", "cuda"),
         "bad output suffix": ("sharpen", tmp / "in.mrc", "-o", tmp / "o.txt", *ok),
+        "exact tiles, GroupNorm": ("sharpen", tmp / "in.mrc", "-o", tmp / "o.mrc", *ok,
+                                   "--exact-tiles"),
     }  # fmt: skip
 
 

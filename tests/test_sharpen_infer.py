@@ -40,55 +40,50 @@ def _tiny(kind="unet", **net):
 
 
 def _local_unet():
-    """Tiny 2-level UNet3D with GroupNorm removed: local (receptive field 25 voxels)."""
-    config, model = _tiny("unet", widths=[4, 4], head_channels=4, emb_dim=16)
-
-    def strip(module):
-        for name, child in module.named_children():
-            if isinstance(child, nn.GroupNorm):
-                setattr(module, name, nn.Identity())
-            else:
-                strip(child)
-
-    strip(model)
-    g = torch.Generator().manual_seed(1)
+    """Tiny 2-level U-Net with channel norm, no attention: local, receptive radius 25."""
+    config, model = _tiny("unet", widths=[8, 16], norm="channel", attention_levels=[])
+    g = torch.Generator().manual_seed(2)
     with torch.no_grad():
         for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+            p.add_(torch.randn(p.shape, generator=g) * 0.1)  # zero-initialised convs too
     return config, model
 
 
-def test_tiled_and_untiled_agree_for_a_local_network():
+def test_exact_tiles_equal_one_pass_for_a_channel_norm_network():
     config, model = _local_unet()
-    # the receptive field really is 25 voxels (impulse response), so margin 26 is enough
-    with torch.no_grad():
-        x = torch.zeros(1, 1, 64, 64, 64)
-        r = torch.tensor([4.0]), torch.tensor([2.0])
-        base = model(x, *r)
-        x[0, 0, 32, 32, 32] = 1.0
-        hit = torch.nonzero((model(x, *r) - base)[0, 0].abs() > 0)
-    assert hit.min().item() >= 32 - 26 and hit.max().item() <= 32 + 26
-    sharpener = _sharpener(model, config, patch=64)
-    rng = np.random.default_rng(0)
+    assert model.net.receptive_radius() == 25
+    sharpener = _sharpener(model, config, patch=16)
+    rng = np.random.default_rng(3)
     arr = (rng.normal(size=(16, 14, 18)) + 3).astype(np.float32)
-    density = DensityMap(arr, 1.0, (3.0, -2.0, 7.0))
-    common = dict(input_resolution=4.0, target_resolution=2.0, solvent_threshold=None)
-    tiled = sharpen_map(density, sharpener, tile=64, margin=26, overlap=52, **common)
-    assert tiled.n_tiles == 8 and tiled.info["stride"] == 12
-    whole = 70  # one tile: the map plus the margin on both sides, rounded up to a multiple of 2
-    untiled = sharpen_map(density, sharpener, tile=whole, margin=26, overlap=whole - 2, **common)
+    density = DensityMap(arr, 1.0, (1.0, 2.0, 3.0))
+    common = dict(input_resolution=4.0, target_resolution=2.0, exact_tiles=True)
+    tiled = sharpen_map(density, sharpener, tile=64, **common)
+    assert tiled.info["margin"] == 26 and tiled.n_tiles == 8 and tiled.n_skipped == 0
+    untiled = sharpen_map(density, sharpener, tile=70, **common)
     assert untiled.n_tiles == 1
     scale = np.abs(untiled.mean.array).max()
     assert np.abs(tiled.mean.array - untiled.mean.array).max() <= 1e-4 * scale
     # and the untiled pass is the network on the padded map, done here by hand
     z = (arr - arr.mean()) / arr.std()
-    fill = np.median(z[z < np.percentile(z, 50)])
-    padded = np.full((whole,) * 3, fill, np.float32)
+    padded = np.full((70, 70, 70), np.median(z[z < np.percentile(z, 50)]), np.float32)
     padded[26:42, 26:40, 26:44] = z
     with torch.no_grad():
-        out = model(torch.from_numpy(padded)[None, None], *r)[0, 0].numpy()
-    expect = out[26:42, 26:40, 26:44] * arr.std() + arr.mean()
+        out = model(torch.from_numpy(padded)[None, None], torch.tensor([4.0]), torch.tensor([2.0]))
+    expect = out[0, 0, 26:42, 26:40, 26:44].numpy() * arr.std() + arr.mean()
     assert np.abs(untiled.mean.array - expect).max() <= 1e-4 * scale
+    # the fast default (margin 2 on 16-voxel tiles) is not exact for this network
+    fast = sharpen_map(density, sharpener, input_resolution=4.0, target_resolution=2.0,
+                       solvent_threshold=None)  # fmt: skip
+    assert np.abs(fast.mean.array - untiled.mean.array).max() > 1e-2 * scale
+
+
+@pytest.mark.parametrize("kind, net", [("unet", {}), ("ddpm", {"norm": "channel"})])
+def test_exact_tiles_are_refused_for_tile_wide_statistics_or_sampling(kind, net):
+    config, model = _tiny(kind, **net)
+    density = DensityMap(np.ones((8, 8, 8), np.float32), 1.0)
+    with pytest.raises(InputError, match="exact tiles need a deterministic local network"):
+        sharpen_map(density, _sharpener(model, config, kind=kind), input_resolution=4.0,
+                    target_resolution=2.0, exact_tiles=True)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -218,11 +213,9 @@ def test_orthogonal_unit_cell_map_is_periodic_and_keeps_its_cell():
         input_resolution=4,
         target_resolution=2,
         tile=64,
-        margin=26,
-        overlap=52,
-        solvent_threshold=None,
+        exact_tiles=True,
     )
-    assert res.info["periodic"] and res.mean.unit_cell == cell
+    assert res.info["periodic"] and res.info["margin"] == 26 and res.mean.unit_cell == cell
     # reference: the network on the map wrapped around by 26 voxels on every side
     z = (vol - vol.mean()) / vol.std()
     wrapped = np.pad(z, [(26, 26 + (-(n + 52)) % 2) for n in z.shape], mode="wrap")

@@ -1,4 +1,4 @@
-"""UNet3D: shapes, conditioning, attention through SDPA (checked against softmax(QK^T)V)."""
+"""UNet3D: shapes, conditioning, SDPA attention (against softmax(QK^T)V), receptive field."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from densitydiff.nn.unet3d import Attention3d, UNet3D
+from densitydiff.nn.unet3d import Attention3d, ChannelNorm, UNet3D
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -104,3 +104,53 @@ def test_attention_memory_stays_linear_in_tokens():
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert float(proc.stdout.split()[-1]) < 200.0
+
+
+def test_channel_norm_is_layer_norm_over_each_voxels_channels():
+    norm = ChannelNorm(6)
+    with torch.no_grad():
+        norm.weight.copy_(torch.linspace(0.5, 2.0, 6))
+        norm.bias.copy_(torch.linspace(-1.0, 1.0, 6))
+    x = torch.randn(2, 6, 5, 4, 3) * 3 + 1
+    last = x.permute(0, 2, 3, 4, 1)  # channels last: torch's layer_norm over the last axis
+    expect = F.layer_norm(last, (6,), norm.weight, norm.bias, eps=norm.eps).permute(0, 4, 1, 2, 3)
+    assert torch.allclose(norm(x), expect, atol=1e-5)
+
+
+def _reach(net: UNet3D, n: int) -> int:
+    """Largest distance at which a unit impulse changes the output (random background)."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+        reach = 0
+        f = 2 ** (len(net.widths) - 1)
+        for c in range(n // 2, n // 2 + f):  # every alignment to the coarsest level
+            x = torch.randn(1, 1, n, n, n, generator=g)
+            base = net(x, None, 4.0, 2.0)
+            x[0, 0, c, c, c] += 1.0
+            hit = torch.nonzero((net(x, None, 4.0, 2.0) - base)[0, 0] != 0)
+            reach = max(reach, int((hit - c).abs().max()))
+    return reach
+
+
+@pytest.mark.parametrize("widths, blocks, radius", [((4, 4), 1, 25), ((4, 4), 2, 37)])
+def test_receptive_radius_bounds_the_impulse_response(widths, blocks, radius):
+    net = UNet3D(1, 1, widths, blocks, head_channels=4, emb_dim=8, norm="channel").eval()
+    assert net.is_local and net.receptive_radius() == radius
+    n = 2 * radius + 16
+    reach = _reach(net, n)
+    assert reach <= radius  # the bound holds...
+    assert reach >= radius - 2 * blocks  # ...and is tight (one block per level: exact)
+    if blocks == 1:
+        assert reach == radius
+
+
+def test_group_norm_or_attention_is_not_local():
+    assert not UNet3D(1, 1, (4, 4), head_channels=4).is_local
+    attn = UNet3D(1, 1, (4, 4), attention_levels=(1,), head_channels=4, norm="channel")
+    assert not attn.is_local
+    with pytest.raises(ValueError, match="whole patch"):
+        attn.receptive_radius()
+    with pytest.raises(ValueError, match="unknown norm"):
+        UNet3D(1, 1, (4, 4), norm="batch")

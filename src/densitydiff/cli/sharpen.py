@@ -31,6 +31,12 @@ def sharpen(
     progress: bool = typer.Option(
         None, "--progress/--no-progress", help="Progress bar (default: when stderr is a tty)."
     ),
+    exact_tiles: bool = typer.Option(
+        False,
+        "--exact-tiles",
+        help="Tiles with the network's whole receptive field: equal to one pass over the map "
+        "(local deterministic models, e.g. unet; slower, more memory per tile).",
+    ),
 ) -> None:
     """Sharpen a map: tiles of the model's patch size, blended; output on the input's grid.
 
@@ -85,6 +91,7 @@ def sharpen(
         device=device,
         seed=seed,
         progress=sys.stderr.isatty() if progress is None else progress,
+        exact_tiles=exact_tiles,
     )
     write_map(out, result.mean)
     if std_out is not None and result.std is not None:

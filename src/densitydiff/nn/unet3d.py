@@ -2,7 +2,10 @@
 
 Residual blocks (GroupNorm, SiLU) whose features are scaled and shifted by an embedding of the
 diffusion time and of the input / target resolutions (FiLM, as in the DDPM U-Net of Ho et al.
-2020 and the "scale-shift norm" of Dhariwal & Nichol 2021). Self-attention runs only at the
+2020 and the "scale-shift norm" of Dhariwal & Nichol 2021). With `norm="channel"` (each voxel's
+channels normalised on their own) and no attention the network is local: its output at a voxel
+depends only on inputs within `receptive_radius()` voxels, so tiled inference with that margin
+equals one pass over the whole map (densitydiff.sharpen.tiling). Self-attention runs only at the
 levels the caller names and always through `torch.nn.functional.scaled_dot_product_attention`,
 which never materialises the N x N attention matrix (flash / memory-efficient kernels); 3-D
 attention at full resolution is what ran the earlier attempt out of GPU memory.
@@ -26,20 +29,50 @@ RESOLUTION_SCALE = 100.0
 CONDITIONS = ("time", "input_resolution", "target_resolution")
 
 
+NORMS = ("group", "channel")
+
+
 def _groups(channels: int, max_groups: int = 8) -> int:
     """Largest group count <= max_groups that divides `channels` (GroupNorm needs a divisor)."""
     return math.gcd(channels, max_groups)
 
 
-class ResBlock3d(nn.Module):
-    """Two 3x3x3 convolutions with GroupNorm/SiLU; the embedding sets a scale and shift."""
+class ChannelNorm(nn.Module):
+    """Layer norm over the channels of each voxel (no statistics across space): a local norm."""
 
-    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float = 0.0):
+    def __init__(self, channels: int, eps: float = 1e-5):
         super().__init__()
-        self.norm1 = nn.GroupNorm(_groups(in_ch), in_ch)
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        var, mean = torch.var_mean(x, dim=1, keepdim=True, unbiased=False)
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        x = (x - mean) * torch.rsqrt(var + self.eps)
+        return x * self.weight.reshape(shape) + self.bias.reshape(shape)
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """GroupNorm (statistics over the whole patch) or ChannelNorm (per voxel, local)."""
+    if kind == "group":
+        return nn.GroupNorm(_groups(channels), channels)
+    if kind == "channel":
+        return ChannelNorm(channels)
+    raise ValueError(f"unknown norm {kind!r}: use one of {NORMS}")
+
+
+class ResBlock3d(nn.Module):
+    """Two 3x3x3 convolutions with normalisation/SiLU; the embedding sets a scale and shift."""
+
+    def __init__(
+        self, in_ch: int, out_ch: int, emb_dim: int, dropout: float = 0.0, norm: str = "group"
+    ):
+        super().__init__()
+        self.norm1 = make_norm(norm, in_ch)
         self.conv1 = nn.Conv3d(in_ch, out_ch, 3, padding=1)
         self.emb = nn.Linear(emb_dim, 2 * out_ch)
-        self.norm2 = nn.GroupNorm(_groups(out_ch), out_ch)
+        self.norm2 = make_norm(norm, out_ch)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv3d(out_ch, out_ch, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)  # block starts as the identity (skip path only)
@@ -57,10 +90,10 @@ class ResBlock3d(nn.Module):
 class Attention3d(nn.Module):
     """Multi-head self-attention over the D*H*W voxels through scaled_dot_product_attention."""
 
-    def __init__(self, channels: int, head_channels: int = 32):
+    def __init__(self, channels: int, head_channels: int = 32, norm: str = "group"):
         super().__init__()
         self.heads = max(1, channels // head_channels)
-        self.norm = nn.GroupNorm(_groups(channels), channels)
+        self.norm = make_norm(norm, channels)
         self.qkv = nn.Conv3d(channels, 3 * channels, 1)
         self.proj = nn.Conv3d(channels, channels, 1)
         nn.init.zeros_(self.proj.weight)
@@ -83,10 +116,12 @@ class UNet3D(nn.Module):
 
     widths[i] is the channel count at level i (level 0 = full resolution; each level halves
     D, H, W, so patch sides must be divisible by 2**(len(widths)-1)). attention_levels names the
-    levels with self-attention (the bottleneck counts as the last level). Conditioning: `t`
-    (diffusion timestep) and the input / target resolutions in Å, each optional at call time
-    and built only when named in `conditions`; each is embedded sinusoidally, passed through
-    its own MLP, summed, and applied as scale/shift in every residual block.
+    levels with self-attention (the bottleneck counts as the last level). `norm` is "group"
+    (GroupNorm: statistics over the patch) or "channel" (per voxel; see `is_local`).
+    Conditioning: `t` (diffusion timestep) and the input / target resolutions in Å, each
+    optional at call time and built only when named in `conditions`; each is embedded
+    sinusoidally, passed through its own MLP, summed, and applied as scale/shift in every
+    residual block.
     """
 
     def __init__(
@@ -101,8 +136,12 @@ class UNet3D(nn.Module):
         dropout: float = 0.0,
         gradient_checkpointing: bool = False,
         conditions: Sequence[str] = CONDITIONS,
+        norm: str = "group",
     ):
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}: use one of {NORMS}")
+        self.norm = norm
         widths = [int(w) for w in widths]
         if not widths or any(w <= 0 for w in widths):
             raise ValueError(f"widths must be positive channel counts, got {widths}")
@@ -128,7 +167,9 @@ class UNet3D(nn.Module):
         self.in_conv = nn.Conv3d(in_channels, widths[0], 3, padding=1)
 
         def attn(level: int, ch: int) -> nn.Module:
-            return Attention3d(ch, head_channels) if level in self.attention_levels else None
+            if level not in self.attention_levels:
+                return None
+            return Attention3d(ch, head_channels, norm)
 
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
@@ -136,7 +177,7 @@ class UNet3D(nn.Module):
         for level, w in enumerate(widths):
             blocks = nn.ModuleList()
             for _ in range(blocks_per_level):
-                blocks.append(ResBlock3d(ch, w, emb_dim, dropout))
+                blocks.append(ResBlock3d(ch, w, emb_dim, dropout, norm))
                 ch = w
                 a = attn(level, ch)
                 if a is not None:
@@ -146,10 +187,10 @@ class UNet3D(nn.Module):
             self.downsample.append(
                 nn.Identity() if is_last else nn.Conv3d(ch, ch, 3, stride=2, padding=1)
             )
-        mid = [ResBlock3d(ch, ch, emb_dim, dropout)]
+        mid = [ResBlock3d(ch, ch, emb_dim, dropout, norm)]
         if len(widths) - 1 in self.attention_levels:
-            mid.append(Attention3d(ch, head_channels))
-        mid.append(ResBlock3d(ch, ch, emb_dim, dropout))
+            mid.append(Attention3d(ch, head_channels, norm))
+        mid.append(ResBlock3d(ch, ch, emb_dim, dropout, norm))
         self.mid = nn.ModuleList(mid)
 
         self.up = nn.ModuleList()
@@ -158,15 +199,46 @@ class UNet3D(nn.Module):
             w = widths[level]
             blocks = nn.ModuleList()
             for i in range(blocks_per_level):
-                blocks.append(ResBlock3d(ch + w if i == 0 else ch, w, emb_dim, dropout))
+                blocks.append(ResBlock3d(ch + w if i == 0 else ch, w, emb_dim, dropout, norm))
                 ch = w
                 a = attn(level, ch)
                 if a is not None:
                     blocks.append(a)
             self.up.append(blocks)
             self.upsample.append(nn.Conv3d(ch, ch, 3, padding=1) if level > 0 else nn.Identity())
-        self.out_norm = nn.GroupNorm(_groups(ch), ch)
+        self.out_norm = make_norm(norm, ch)
         self.out_conv = nn.Conv3d(ch, out_channels, 3, padding=1)
+
+    @property
+    def is_local(self) -> bool:
+        """True when no layer pools over space (channel norm, no attention)."""
+        return self.norm == "channel" and not self.attention_levels
+
+    def receptive_radius(self) -> int:
+        """Voxels either side of an output voxel that can change it (exact for this layout).
+
+        Interval arithmetic along one axis: a level-l feature with index i depends on input
+        voxels s*i - a .. s*i + b (s = 2**l). A 3-wide convolution adds s to a and b; the
+        stride-2 convolution adds s to both and doubles s; nearest upsampling halves s and adds
+        the new s to a only; concatenation and residual sums take the larger reach.
+        """
+        if not self.is_local:
+            raise ValueError("the receptive field is the whole patch: GroupNorm or attention")
+        s, a, b = 1, 1, 1  # in_conv
+        skips = []
+        for level, blocks in enumerate(self.down):
+            a, b = a + 2 * s * len(blocks), b + 2 * s * len(blocks)  # two convs per block
+            skips.append((a, b))
+            if level < len(self.down) - 1:
+                a, b, s = a + s, b + s, 2 * s  # stride-2 convolution
+        a, b = a + 2 * s * len(self.mid), b + 2 * s * len(self.mid)
+        for blocks, up in zip(self.up, self.upsample):
+            sa, sb = skips.pop()
+            a, b = max(a, sa) + 2 * s * len(blocks), max(b, sb) + 2 * s * len(blocks)
+            if not isinstance(up, nn.Identity):
+                s //= 2
+                a, b = a + 2 * s, b + s  # nearest upsampling (a only), then a 3-wide conv
+        return max(a, b) + 1  # out_conv
 
     def embed(
         self,

@@ -28,6 +28,7 @@ class NetConfig:
     emb_dim: int = 64
     dropout: float = 0.0
     gradient_checkpointing: bool = False
+    norm: str = "group"  # group | channel (local: with no attention, tiles are exact)
 
 
 @dataclass

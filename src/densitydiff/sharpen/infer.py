@@ -10,6 +10,9 @@
    accumulators (weighted sum, weights; running mean and M2 over samples) are ever held.
 4. Tiles whose contributing region is all solvent (no normalised voxel above
    `solvent_threshold`, 1.0 by default) are not run: they contribute the normalised input.
+   With `exact_tiles` (a local deterministic network: channel norm, no attention) every tile
+   is run, the margin is the network's receptive radius and the tile edge four margins, so
+   the blend equals one pass of the network over the whole (padded) map.
 5. The blend is un-z-scored with the input's statistics and resampled back, so the result has
    the input's grid, voxel size, origin and intensity scale.
 
@@ -110,6 +113,26 @@ def _tiling(sharpener: Sharpener, tile, overlap, margin) -> tuple[int, int, int]
     return tile, stride, margin
 
 
+def _exact_tiling(sharpener: Sharpener, tile) -> tuple[int, int, int]:
+    """(tile, stride, margin) with margin >= the network's receptive radius (tiles are exact)."""
+    net = getattr(sharpener.model, "net", None)
+    if sharpener.is_generative or net is None or not getattr(net, "is_local", False):
+        raise InputError(
+            f"exact tiles need a deterministic local network (channel norm, no attention); "
+            f"model {sharpener.name!r} ({sharpener.kind}) has statistics or attention over the "
+            "whole tile"
+        )
+    f = sharpener.downsampling
+    margin = -(-net.receptive_radius() // f) * f
+    tile = int(tile) if tile else 4 * margin
+    if tile % f or tile - 2 * margin < f:
+        raise InputError(
+            f"tile edge {tile} must be a multiple of {f} and at least {2 * margin + f} "
+            f"(two margins of {margin}, the receptive radius, plus {f})"
+        )
+    return tile, tile - 2 * margin, margin
+
+
 def _resample_to(density: DensityMap, voxel: float) -> tuple[np.ndarray, bool]:
     if np.allclose(density.voxel_size, voxel, rtol=1e-4, atol=0):
         return density.array, False
@@ -166,8 +189,13 @@ def sharpen_map(
     margin: int | None = None,
     solvent_threshold: float | None = SOLVENT_THRESHOLD,
     clip_x0: tuple[float, float] | None | str = "auto",
+    exact_tiles: bool = False,
 ) -> SharpenResult:
-    """Sharpen `density` tile by tile; the result lies on the input's grid and scale."""
+    """Sharpen `density` tile by tile; the result lies on the input's grid and scale.
+
+    `exact_tiles` (local deterministic models only) makes the result equal one pass over the
+    whole map; it runs every tile (no solvent skipping) and ignores `overlap` and `margin`.
+    """
     import torch
 
     start = time.perf_counter()
@@ -183,7 +211,11 @@ def sharpen_map(
             f"target resolution {target_resolution} Å is finer than the model's grid allows "
             f"(Nyquist {2 * voxel:g} Å at {voxel:g} Å voxels)"
         )
-    tile, stride, margin = _tiling(sharpener, tile, overlap, margin)
+    if exact_tiles:
+        tile, stride, margin = _exact_tiling(sharpener, tile)
+        solvent_threshold = None
+    else:
+        tile, stride, margin = _tiling(sharpener, tile, overlap, margin)
     periodic = covers_unit_cell(density)
     work, resampled = _resample_to(density, voxel)
     if min(work.shape) < MIN_EDGE:
@@ -281,6 +313,7 @@ def sharpen_map(
         "tile": tile,
         "stride": stride,
         "margin": margin,
+        "exact_tiles": bool(exact_tiles),
         "solvent_threshold": solvent_threshold,
         "input_mean": mean,
         "input_std": std,

@@ -30,6 +30,7 @@ def _net_kwargs(config: SharpenConfig) -> dict:
         emb_dim=n.emb_dim,
         dropout=n.dropout,
         gradient_checkpointing=n.gradient_checkpointing,
+        norm=n.norm,
     )
 
 
