@@ -59,6 +59,7 @@ def test_exact_tiles_equal_one_pass_for_a_channel_norm_network():
     common = dict(input_resolution=4.0, target_resolution=2.0, exact_tiles=True)
     tiled = sharpen_map(density, sharpener, tile=64, **common)
     assert tiled.info["margin"] == 26 and tiled.n_tiles == 8 and tiled.n_skipped == 0
+    assert tiled.info["batch_size"] == 1  # 4 patches of 16³ hold fewer voxels than one 64³ tile
     untiled = sharpen_map(density, sharpener, tile=70, **common)
     assert untiled.n_tiles == 1
     scale = np.abs(untiled.mean.array).max()

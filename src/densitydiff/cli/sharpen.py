@@ -25,7 +25,9 @@ def sharpen(
     std_out: Path = typer.Option(
         None, "--std-out", help="Per-voxel standard deviation over --samples (needs >= 2)."
     ),
-    batch_size: int = typer.Option(4, "--batch-size", help="Tiles per forward pass."),
+    batch_size: int = typer.Option(
+        4, "--batch-size", help="Tiles per forward pass (with --exact-tiles: as many voxels)."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the samplers."),
     progress: bool = typer.Option(

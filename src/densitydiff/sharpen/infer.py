@@ -194,7 +194,8 @@ def sharpen_map(
     """Sharpen `density` tile by tile; the result lies on the input's grid and scale.
 
     `exact_tiles` (local deterministic models only) makes the result equal one pass over the
-    whole map; it runs every tile (no solvent skipping) and ignores `overlap` and `margin`.
+    whole map; it runs every tile (no solvent skipping), ignores `overlap` and `margin`, and
+    runs as many of its larger tiles per batch as hold the voxels of `batch_size` patches.
     """
     import torch
 
@@ -211,9 +212,12 @@ def sharpen_map(
             f"target resolution {target_resolution} Å is finer than the model's grid allows "
             f"(Nyquist {2 * voxel:g} Å at {voxel:g} Å voxels)"
         )
+    batch_size = int(batch_size)
     if exact_tiles:
         tile, stride, margin = _exact_tiling(sharpener, tile)
         solvent_threshold = None
+        # batch_size counts model-patch tiles: hold as many voxels per batch with larger tiles
+        batch_size = max(1, batch_size * sharpener.patch**3 // tile**3)
     else:
         tile, stride, margin = _tiling(sharpener, tile, overlap, margin)
     periodic = covers_unit_cell(density)
@@ -314,6 +318,7 @@ def sharpen_map(
         "stride": stride,
         "margin": margin,
         "exact_tiles": bool(exact_tiles),
+        "batch_size": batch_size,
         "solvent_threshold": solvent_threshold,
         "input_mean": mean,
         "input_std": std,
