@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Randomised tests: derandomised in CI (same examples on every run, no example database), so CI
+# cannot fail by chance; locally they explore new examples, and HYPOTHESIS_PROFILE=explore runs
+# many more. A failure found once is kept as an @example in its test.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, max_examples=25)
+settings.register_profile("dev", deadline=None, max_examples=25)
+settings.register_profile("explore", deadline=None, max_examples=2000)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "dev")
+)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "src" / "densitydiff" / "examples"

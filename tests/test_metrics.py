@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from densitydiff.errors import InputError
@@ -29,16 +30,41 @@ def _freq_magnitude(shape, voxel):
     return np.sqrt(sz**2 + sy**2 + sx**2)
 
 
+EPS = Fraction(1, 10**9)  # docs/metrics.md: |s| within 1e-9 shell widths of a boundary is on it
+
+
+def _exact_shells(shape, voxel):
+    """Shell index of every full-fftn voxel in exact rational arithmetic (an independent oracle).
+
+    Voxel sizes are binary floats, so each frequency i/(n v) and the shell width 1/max(n v) are
+    exact rationals: t = |s|/w has t^2 = sum (i L / (n v))^2 with L = max(n v), and shell
+    k = floor(t + 1/2 + eps) is decided by comparing t^2 with (k - 1/2 - eps)^2 exactly. Floats
+    decide every voxel clearly off a boundary; Fractions decide the rest.
+    """
+    vox = [Fraction(float(v)) for v in voxel]
+    edge = max(Fraction(n) * v for n, v in zip(shape, vox))
+    idx = [np.fft.fftfreq(n, d=1.0 / n).round().astype(int) for n in shape]  # signed indices
+    ratio = [[Fraction(int(i)) * edge / (n * v) for i in ix] for ix, n, v in zip(idx, shape, vox)]
+    fz, fy, fx = np.meshgrid(*[np.array([float(r) for r in rs]) for rs in ratio], indexing="ij")
+    t = np.sqrt(fz**2 + fy**2 + fx**2)
+    k = np.floor(t + 0.5).astype(int)
+    near = np.abs((t + 0.5) - np.round(t + 0.5)) < 1e-6
+    for z, y, x in zip(*np.nonzero(near)):
+        t2 = ratio[0][z] ** 2 + ratio[1][y] ** 2 + ratio[2][x] ** 2
+        j = int(np.round(t[z, y, x] + 0.5))  # the boundary j - 1/2 it lies near
+        k[z, y, x] = j if t2 >= (Fraction(2 * j - 1, 2) - EPS) ** 2 else j - 1
+    return k, 1.0 / float(edge)
+
+
 def _direct_fsc(a, b, voxel):
-    """Slow reference: full complex fftn, one boolean selection per shell."""
+    """Slow reference: full complex fftn, shells from exact arithmetic, a selection per shell."""
     voxel = np.broadcast_to(np.asarray(voxel, dtype=float), (3,))
     fa, fb = np.fft.fftn(a), np.fft.fftn(b)
-    s = _freq_magnitude(a.shape, voxel)
-    width = 1.0 / max(n * v for n, v in zip(a.shape, voxel))
+    shell, width = _exact_shells(a.shape, voxel)
     n_shells = int(math.floor(1.0 / (2.0 * voxel.max()) / width + 1e-9)) + 1
     out, counts = [], []
     for k in range(n_shells):
-        sel = (s >= (k - 0.5) * width) & (s < (k + 0.5) * width)
+        sel = shell == k
         num = np.sum(fa[sel] * np.conj(fb[sel])).real
         den = math.sqrt(np.sum(np.abs(fa[sel]) ** 2) * np.sum(np.abs(fb[sel]) ** 2))
         out.append(num / den if den > 0 else 0.0)
@@ -162,13 +188,16 @@ def test_independent_noise_is_uncorrelated_at_the_expected_level():
     assert 0.6 < np.mean(z**2) < 1.5
 
 
-@settings(max_examples=25, deadline=None)
 @given(
     shape=st.tuples(*[st.integers(2, 7)] * 3),
     voxel=st.tuples(*[st.floats(0.5, 3.0)] * 3),
     seed=st.integers(0, 2**32 - 1),
     scale=st.floats(1e-3, 1e3),
 )
+# found by hypothesis: |s| = 1/(2 * 0.8359375) is exactly 2.5 shell widths, a boundary that a
+# float oracle put in shell 2 (2.4999999999999996); the convention puts it in shell 3
+@example(shape=(2, 2, 5), voxel=(1.0, 0.8359375, 0.8359375), seed=0, scale=1.0)
+@example(shape=(2, 2, 3), voxel=(0.5, 0.5000000000000001, 0.5), seed=0, scale=1.0)  # 1 ulp off
 def test_fsc_symmetric_and_bounded(shape, voxel, seed, scale):
     rng = np.random.default_rng(seed)
     a = rng.standard_normal(shape) * scale

@@ -143,7 +143,7 @@ def _shells(shape: tuple[int, int, int], voxel: tuple[float, float, float]):
         x = (sz[z : z + step] ** 2 + sy * sy) + sx * sx  # |s|^2 in 1/Å^2, float64: exact edges
         np.sqrt(x, out=x)
         x *= 1.0 / width
-        x += 0.5 + 1e-9  # shell k = [(k-1/2)w, (k+1/2)w); a |s| on a boundary goes outward
+        x += 0.5 + 1e-9  # shell k = [(k-1/2)w, (k+1/2)w); on or 1e-9 w inside a boundary: outward
         np.minimum(x, n, out=x)  # everything beyond the last shell into bin n
         labels[z : z + step] = x  # truncation = floor for x >= 0
     labels[..., 0] += n + 1
