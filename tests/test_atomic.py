@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from densitydiff.atomic import atomic_path
+from densitydiff.outputs import atomic_path
 
 
 def test_interrupted_write_leaves_nothing(tmp_path):

@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from densitydiff.atomic import atomic_path
+from densitydiff.outputs import atomic_path
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 HELDOUT = Path(__file__).resolve().parent / "models" / "heldout.txt"

@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from densitydiff.atomic import atomic_path
+from densitydiff.outputs import atomic_path
 
 
 def _slug(name: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from densitydiff.atomic import atomic_path
+from densitydiff.outputs import atomic_path
 
 
 def _pyplot():

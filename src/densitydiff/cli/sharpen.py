@@ -50,9 +50,9 @@ def sharpen(
     import sys
     import time
 
-    from densitydiff.atomic import atomic_path
     from densitydiff.errors import InputError
     from densitydiff.maps import MAP_SUFFIXES, read_map, write_map
+    from densitydiff.outputs import atomic_path
 
     start = time.perf_counter()
     if input_resolution is None:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from densitydiff.atomic import atomic_path
 from densitydiff.errors import InputError
 from densitydiff.maps import DensityMap
+from densitydiff.outputs import atomic_path
 
 
 def _one_line(err: BaseException) -> str:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from densitydiff.atomic import atomic_path
 from densitydiff.errors import InputError
 from densitydiff.formats.pkl import load_pickle, load_pickles, save_pickles
+from densitydiff.outputs import atomic_path
 
 CTF_COLUMNS = (
     "D",

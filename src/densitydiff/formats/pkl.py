@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from densitydiff.atomic import atomic_path
 from densitydiff.errors import InputError
+from densitydiff.outputs import atomic_path
 
 _ALLOWED = {
     ("numpy", "ndarray"),

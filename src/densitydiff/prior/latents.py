@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from densitydiff.atomic import atomic_path
 from densitydiff.errors import InputError
+from densitydiff.outputs import atomic_path
 
 SUFFIXES = (".pkl", ".npy", ".pt", ".pth")
 

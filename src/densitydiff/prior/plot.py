@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from densitydiff.atomic import atomic_path
+from densitydiff.outputs import atomic_path
 from densitydiff.prior.sample import Prior, sample_prior
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from densitydiff.atomic import atomic_path
 from densitydiff.errors import InputError
+from densitydiff.outputs import atomic_path
 from densitydiff.prior.latents import Latents, LatentStats, load_latents
 
 FORMAT = "densitydiff.prior/1"

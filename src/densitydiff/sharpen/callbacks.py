@@ -15,7 +15,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from densitydiff.atomic import atomic_path
+from densitydiff.outputs import atomic_path
 
 
 def _metrics(estimate: np.ndarray, truth: np.ndarray) -> dict[str, float]:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from densitydiff.atomic import atomic_path
 from densitydiff.errors import InputError
+from densitydiff.outputs import atomic_path
 
 FORMAT = "densitydiff-sharpener-1"
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from densitydiff.atomic import atomic_path
 from densitydiff.errors import InputError
+from densitydiff.outputs import atomic_path
 from densitydiff.sharpen.config import SharpenConfig, dump_config, from_dict, to_dict
 
 

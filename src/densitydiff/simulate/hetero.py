@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from densitydiff.atomic import atomic_path
 from densitydiff.errors import InputError
+from densitydiff.outputs import atomic_path
 
 _HEADER = 1024  # MRC2014 main header; our stacks have no extended header
 

@@ -1,4 +1,4 @@
-"""Write outputs to a temporary path and rename: an interrupted run leaves nothing half-written."""
+"""Outputs that appear whole or not at all: written under a temporary name, then renamed."""
 
 from __future__ import annotations
 
