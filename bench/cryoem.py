@@ -123,7 +123,7 @@ def cryodrgn_backproject(D: int = 64, n: int = 5000) -> dict:
             "skipped": "cryodrgn is not installed here (not a densitydiff dependency); "
             "install it (pip install cryodrgn) in another environment and rerun --cryodrgn"
         }
-    from densitydiff.maps import read_map
+    from densitydiff.formats.maps import read_map
     from densitydiff.simulate.hetero import VolumeSource, simulate_particles
 
     vol = blob_volume(D)

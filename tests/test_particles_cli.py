@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from densitydiff.formats import particles, star
-from densitydiff.maps import read_map
+from densitydiff.formats.maps import read_map
 from densitydiff.simulate.cryoem import Projector, form_images
 from tests.conftest import EXAMPLES
 

@@ -338,9 +338,10 @@ def simulate_particles(
     import torch
     from tqdm import tqdm
 
+    from densitydiff.formats.maps import write_map
     from densitydiff.formats.particles import ParticleWriter, save_ctf, save_poses
     from densitydiff.formats.star import write_star
-    from densitydiff.maps import DensityMap, write_map
+    from densitydiff.maps import DensityMap
     from densitydiff.simulate.cryoem import Projector, form_images
 
     if n_images < 1:
