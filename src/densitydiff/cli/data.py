@@ -131,13 +131,18 @@ def merge(
 def info(
     store: Path = typer.Argument(..., help="A store written by `densitydiff data build`."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    quick: bool = typer.Option(
+        False, "--quick", help="Check files and metadata only; do not decode every chunk."
+    ),
 ) -> None:
-    """Counts per split and resolution, patch size and bytes of a store.
+    """Counts per split and resolution, patch size and bytes of a store; checks it is whole.
 
+    Every chunk is decoded (a corrupt or half-built store exits 2); --quick skips decoding.
     Example: densitydiff data info train.zarr --json
     """
-    from densitydiff.data.store import store_info
+    from densitydiff.data.store import store_info, verify_store
 
+    verify_store(store, decode=not quick)
     rec = store_info(store)
     if as_json:
         print(json.dumps(rec))

@@ -165,5 +165,9 @@ class ChunkReader:
             raw = file.read_bytes()
         except FileNotFoundError:  # zarr leaves chunks equal to the fill value unwritten
             return np.full(self.shape, self.fill_value, dtype=self.dtype)
-        data = self.codec.decode(raw) if self.codec is not None else raw
-        return np.frombuffer(data, dtype=self.dtype).reshape(self.shape)
+        try:
+            data = self.codec.decode(raw) if self.codec is not None else raw
+            return np.frombuffer(data, dtype=self.dtype).reshape(self.shape)
+        except Exception as exc:  # noqa: BLE001 - codecs raise many types for damaged bytes
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            raise InputError(f"corrupt chunk {file} in the store ({msg})") from None

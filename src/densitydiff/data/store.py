@@ -171,8 +171,10 @@ def find_structures(inputs: Iterable[str | os.PathLike]) -> dict[str, Path]:
             sid = structure_id(p)
             if not sid or "/" in sid or sid.startswith("."):
                 raise InputError(f"cannot name a structure after file {p}")
-            if sid in out and out[sid] != p:
-                raise InputError(f"two structures named {sid!r}: {out[sid]} and {p}")
+            if sid in out:
+                same = out[sid].resolve() == p.resolve()
+                other = f"two structures named {sid!r}: {out[sid]} and {p}"
+                raise InputError(f"{p} is given twice" if same else other)
             out[sid] = p
     if not out:
         raise InputError("no structures given (pass files or directories of .pdb/.cif[.gz])")
@@ -392,7 +394,21 @@ def build_one(store: str, sid: str, path: str, config_json: dict) -> dict:
     Returns {"id", "status": "ok"|"failed"|"empty", "n_patches", "seconds", "message"}.
     Anything an unreadable or odd structure raises is reported; KeyboardInterrupt is not caught.
     """
+    from densitydiff.outputs import output_lock
+
+    group = Path(store) / "structures" / sid
+    try:  # one run per structure: a second build of the same store skips what the first holds
+        with output_lock(group):
+            return _build_locked(store, sid, path, config_json)
+    except InputError as exc:
+        return {"id": sid, "status": "failed", "message": str(exc), "n_patches": 0}
+
+
+def _build_locked(store: str, sid: str, path: str, config_json: dict) -> dict:
     t0 = time.perf_counter()
+    if is_complete(Path(store), sid):  # finished by another run meanwhile
+        return {"id": sid, "status": "ok", "n_patches": 0, "seconds": 0.0, "message": ""}
+    shutil.rmtree(Path(store) / "structures" / sid, ignore_errors=True)  # a killed run's part
     config = config_from_json(config_json)
     rng = np.random.default_rng(stable_hash(config.seed, sid))
     try:
@@ -527,12 +543,14 @@ def build_store(
         ids, config.seed, config.val_fraction, config.test_fraction, config.held_out
     )
     store = Path(out)
+    if store.exists() and not (store.is_dir() and (store / "zarr.json").is_file()):
+        if not store.is_dir() or any(store.iterdir()):
+            raise InputError(f"{store} exists and is not a patch store; choose a new -o")
+    created = not (store / "zarr.json").exists()
     _open_root(store, _root_attrs(config, split, {s: found[s].name for s in ids}, shard))
     mine = ids if shard is None else ids[shard[0] :: shard[1]]
     done = [s for s in mine if is_complete(store, s)]
-    todo = [s for s in mine if s not in set(done)]
-    for sid in todo:  # leftovers of an interrupted run
-        shutil.rmtree(store / "structures" / sid, ignore_errors=True)
+    todo = [s for s in mine if s not in set(done)]  # leftovers of a killed run: build_one
 
     from tqdm.auto import tqdm
 
@@ -567,6 +585,8 @@ def build_store(
     )
     if not summary.built and not summary.already_complete and summary.failed:
         sid, message = sorted(summary.failed.items())[0]
+        if created and not complete_structures(store):  # a new store that holds nothing
+            shutil.rmtree(store, ignore_errors=True)
         raise InputError(
             f"none of {len(summary.failed)} structures could be built; {sid}: {message}"
         )
@@ -642,6 +662,52 @@ def complete_structures(store: str | os.PathLike) -> dict[str, dict]:
         if attrs.get("complete"):
             out[d.name] = attrs
     return out
+
+
+def verify_store(store: str | os.PathLike, decode: bool = True) -> int:
+    """Check every structure group: readable, complete, each array whole; return the count.
+
+    Raises InputError for unreadable metadata, a half-built group (a build stopped: run it
+    again), an array with missing chunks (a build never leaves a patch unwritten: each holds
+    density) or, with `decode`, a chunk that does not decode. Without `decode` only files are
+    listed, which is quick.
+    """
+    import zarr
+
+    from densitydiff.data.dataset import ChunkReader
+
+    store = Path(store)
+    meta = read_root(store)
+    base = store / "structures"
+    groups = sorted(d for d in base.iterdir() if d.is_dir()) if base.is_dir() else []
+    for d in groups:
+        try:
+            attrs = json.loads((d / "zarr.json").read_text()).get("attributes", {})
+        except (OSError, ValueError) as exc:
+            raise InputError(f"corrupt store: unreadable {d / 'zarr.json'} ({exc})") from None
+        if not attrs.get("complete"):
+            raise InputError(
+                f"{store}: structure {d.name} is half-built (a build stopped); run the same "
+                "`densitydiff data build` again to finish it"
+            )
+        n = int(attrs.get("n_patches", -1))
+        for r in meta["resolutions"]:
+            path = d / array_name(r)
+            try:
+                array = zarr.open_array(path, mode="r")
+                stored, expected = array.nchunks_initialized, array.nchunks
+            except Exception as exc:  # noqa: BLE001 - zarr raises many types for bad metadata
+                msg = " ".join(str(exc).split())[:200] or type(exc).__name__
+                raise InputError(f"corrupt store: unreadable array {path} ({msg})") from None
+            if array.shape[0] != n:
+                raise InputError(f"corrupt store: {path} holds {array.shape[0]} patches, not {n}")
+            if stored < expected:
+                raise InputError(f"corrupt store: {path} misses {expected - stored} chunk files")
+            if decode:
+                reader = ChunkReader.open(path)
+                for p in range(n):
+                    reader[p]
+    return len(groups)
 
 
 def store_info(store: str | os.PathLike) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import shutil
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from densitydiff.errors import InputError
-from densitydiff.outputs import atomic_path
+from densitydiff.outputs import atomic_path, output_lock
 from densitydiff.prior.latents import Latents, LatentStats, load_latents
 
 FORMAT = "densitydiff.prior/1"
@@ -112,10 +113,38 @@ def train_prior(
     stats = LatentStats.fit(data, posterior=config.posterior)
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / "last.ckpt"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(f"{run_dir} exists and is not a folder; choose a new -o")
     if resume and not last.is_file():
         raise InputError(f"nothing to resume: {last} does not exist")
     if not resume and (run_dir / "prior.pt").exists():
         raise InputError(f"{run_dir} already holds a trained prior; use --resume or a new -o")
+    if resume:
+        _check_checkpoint(last)
+    created = not run_dir.exists()
+    with output_lock(run_dir):
+        try:
+            return _fit(data, stats, source, run_dir, config, resume, progress)
+        except BaseException:  # a run that never checkpointed leaves no folder behind
+            if created and not last.exists():
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+
+
+def _check_checkpoint(path: Path) -> None:
+    """Refuse a checkpoint that torch.load(weights_only=True) cannot read (truncated, unsafe)."""
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - pickle, zip and torch errors alike
+        msg = " ".join(str(err).split())[:200] or type(err).__name__
+        raise InputError(f"cannot resume from {path}: {msg}") from None
+
+
+def _fit(data, stats, source, run_dir: Path, config, resume: bool, progress: bool) -> Path:
+    ckpt_dir = run_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
     run_dir.mkdir(parents=True, exist_ok=True)
 
     import lightning.pytorch as pl  # heavy: only once the inputs are known to be good

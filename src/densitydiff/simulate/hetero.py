@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from densitydiff.errors import InputError
-from densitydiff.outputs import atomic_path
+from densitydiff.outputs import atomic_dir, atomic_path
 
 _HEADER = 1024  # MRC2014 main header; our stacks have no extended header
 
@@ -334,16 +334,11 @@ def simulate_particles(
     progress: bool = True,
     command: str | None = None,
 ) -> dict:
-    """Write a synthetic data set to `out_dir`; return the dataset.json record."""
-    import torch
-    from tqdm import tqdm
+    """Write a synthetic data set to `out_dir`; return the dataset.json record.
 
-    from densitydiff.formats.maps import write_map
-    from densitydiff.formats.particles import ParticleWriter, save_ctf, save_poses
-    from densitydiff.formats.star import write_star
-    from densitydiff.maps import DensityMap
-    from densitydiff.simulate.cryoem import Projector, form_images
-
+    The folder appears whole or not at all (`atomic_dir`); an existing earlier data set there
+    (it holds dataset.json) is replaced, any other non-empty folder is refused.
+    """
     if n_images < 1:
         raise InputError(f"--n-images must be at least 1, got {n_images}")
     if box < 8 or box % 2:
@@ -354,8 +349,49 @@ def simulate_particles(
         raise InputError(f"SNR must be positive (inf for noiseless images), got {snr}")
     if chunk_size < 1:
         raise InputError(f"chunk size must be at least 1, got {chunk_size}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_optics(defocus, astigmatism, max_shift, voltage, cs, amplitude_contrast)
+    # everything is written in a temporary folder renamed when dataset.json, the last file, is in
+    with atomic_dir(out_dir, "dataset.json") as out:
+        return _simulate_into(
+            out, source, n_images=n_images, box=box, pixel_size=pixel_size, snr=snr, seed=seed,
+            defocus=defocus, astigmatism=astigmatism, max_shift=max_shift, voltage=voltage,
+            cs=cs, amplitude_contrast=amplitude_contrast, chunk_size=chunk_size, device=device,
+            progress=progress, command=command,
+        )  # fmt: skip
+
+
+def check_optics(defocus, astigmatism, max_shift, voltage, cs, amplitude_contrast) -> None:
+    """Microscope and pose settings a data set can be simulated with (InputError otherwise)."""
+    lo, hi = (float(d) for d in defocus)
+    if not (0 < lo <= hi and math.isfinite(hi)):
+        raise InputError(f"--defocus MIN MAX must satisfy 0 < MIN <= MAX (Å), got {lo:g} {hi:g}")
+    checks = [
+        (astigmatism >= 0 and math.isfinite(astigmatism), f"--astigmatism {astigmatism} < 0"),
+        (max_shift >= 0 and math.isfinite(max_shift), f"--max-shift {max_shift} < 0"),
+        (voltage > 0 and math.isfinite(voltage), f"--voltage must be positive, got {voltage}"),
+        (cs >= 0 and math.isfinite(cs), f"--cs must be >= 0 mm, got {cs}"),
+        (0 <= amplitude_contrast <= 1, f"--amplitude-contrast must lie in [0, 1], got "
+         f"{amplitude_contrast}"),
+    ]  # fmt: skip
+    for ok, message in checks:
+        if not ok:
+            raise InputError(message)
+
+
+def _simulate_into(
+    out: Path, source: Source, *, n_images, box, pixel_size, snr, seed, defocus, astigmatism,
+    max_shift, voltage, cs, amplitude_contrast, chunk_size, device, progress, command,
+) -> dict:  # fmt: skip
+    """The body of `simulate_particles`, writing into the (temporary) folder `out`."""
+    import torch
+    from tqdm import tqdm
+
+    from densitydiff.formats.maps import write_map
+    from densitydiff.formats.particles import ParticleWriter, save_ctf, save_poses
+    from densitydiff.formats.star import write_star
+    from densitydiff.maps import DensityMap
+    from densitydiff.simulate.cryoem import Projector, form_images
+
     rng = np.random.default_rng(seed)
     p = draw_parameters(
         source, n_images, box, pixel_size, rng, defocus=defocus, astigmatism=astigmatism,
