@@ -74,6 +74,9 @@ def build(
     Resumable: run the same command again after an interruption. Example:
     densitydiff data build structures/ -o train.zarr --resolutions 2,3,4 --voxel-size 1 --workers 2
     """
+    from densitydiff.extras import require
+
+    require("data", what="data build")
     from densitydiff.data.store import BuildConfig, build_store, parse_pairs, parse_shard
 
     res = _floats(resolutions, "--resolutions")
@@ -116,6 +119,9 @@ def merge(
     """
     import sys
 
+    from densitydiff.extras import require
+
+    require("data", what="data merge")
     from densitydiff.data.store import merge_stores
 
     result = merge_stores(shards, out)
@@ -140,6 +146,9 @@ def info(
     Every chunk is decoded (a corrupt or half-built store exits 2); --quick skips decoding.
     Example: densitydiff data info train.zarr --json
     """
+    from densitydiff.extras import require
+
+    require("data", what="data info")
     from densitydiff.data.store import store_info, verify_store
 
     verify_store(store, decode=not quick)

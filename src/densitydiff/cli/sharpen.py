@@ -82,6 +82,10 @@ def sharpen(
     from densitydiff.sharpen.train import versions
 
     sharpener = load_sharpener(checkpoint, device=device)
+    if sharpener.kind == "ddpm":  # the DDPM's samplers are diffusers' schedulers
+        from densitydiff.extras import require
+
+        require("train", what=f"sharpening with {sharpener.name} (a diffusion model)")
     result = sharpen_map(
         density,
         sharpener,

@@ -300,3 +300,14 @@ def write_list(path: str | os.PathLike, stacks: list[str | os.PathLike]) -> None
     """Write a .txt list of stacks (one path per line), as cryoDRGN reads them."""
     with atomic_path(path) as tmp:
         Path(tmp).write_text("".join(f"{s}\n" for s in stacks))
+
+
+def check_counts(n_images: int, **per_image: np.ndarray | None) -> None:
+    """Each per-image array (poses, ctf, ...) has one row per image of the stack.
+
+    A poses.pkl from another stack is the classic mistake: it loads fine and misaligns every
+    image. Raises InputError naming the first array whose length disagrees.
+    """
+    for name, array in per_image.items():
+        if array is not None and len(array) != n_images:
+            raise InputError(f"{name} has {len(array)} rows but the stack holds {n_images} images")
