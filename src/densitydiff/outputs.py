@@ -159,3 +159,21 @@ def _replace_dir(new: Path, path: Path) -> None:
     os.rename(path, old)
     os.rename(new, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def atomic_checkpoint_io():
+    """A Lightning CheckpointIO that writes via temp file + os.replace in the checkpoint's folder.
+
+    Lightning's default `_atomic_save` goes through an fsspec transaction whose local temp
+    file lives in the system temp dir; committing it is `shutil.move`, a copy (not atomic)
+    when the run directory is on another filesystem, as on clusters.
+    """
+    import torch
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+            with atomic_path(Path(path), suffix=".tmp") as tmp:
+                torch.save(checkpoint, tmp)
+
+    return AtomicCheckpointIO()

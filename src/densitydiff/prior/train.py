@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from densitydiff.errors import InputError
-from densitydiff.outputs import atomic_path, output_lock
+from densitydiff.outputs import atomic_checkpoint_io, atomic_path, output_lock
 from densitydiff.prior.latents import Latents, LatentStats, load_latents
 
 FORMAT = "densitydiff.prior/1"
@@ -131,6 +131,26 @@ def train_prior(
             raise
 
 
+class EpochShuffle:
+    """A permutation per epoch from (seed, epoch) alone; Lightning calls `set_epoch`, so a
+    resumed run sees the batches an uninterrupted one would have seen."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        import torch
+
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 def _check_checkpoint(path: Path) -> None:
     """Refuse a checkpoint that torch.load(weights_only=True) cannot read (truncated, unsafe)."""
     import torch
@@ -175,14 +195,14 @@ def _fit(data, stats, source, run_dir: Path, config, resume: bool, progress: boo
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(*tensors),
         batch_size=min(config.batch_size, len(data.mu)),
-        shuffle=True,
-        generator=torch.Generator().manual_seed(config.seed),
+        sampler=EpochShuffle(len(data.mu), config.seed),
     )
     module = PriorModule(data.mu.shape[1], asdict(config), stats.mean, stats.std)
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=ckpt_dir, save_last=True, save_top_k=1, every_n_epochs=1
     )
     trainer = pl.Trainer(
+        plugins=[atomic_checkpoint_io()],
         max_epochs=config.epochs,
         accelerator="auto",
         devices=1,

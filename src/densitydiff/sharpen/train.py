@@ -19,27 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from densitydiff.errors import InputError
-from densitydiff.outputs import atomic_path, output_lock
+from densitydiff.outputs import atomic_checkpoint_io, atomic_path, output_lock
 from densitydiff.sharpen.config import SharpenConfig, dump_config, from_dict, to_dict
-
-
-def _atomic_checkpoint_io():
-    """A CheckpointIO that writes via temp file + os.replace in the checkpoint's directory.
-
-    Lightning's default `_atomic_save` goes through an fsspec transaction whose local temp
-    file lives in the system temp dir; committing it is `shutil.move`, a copy (not atomic)
-    when the run directory is on another filesystem, as on clusters.
-    """
-    import torch
-    from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-            path = Path(path)
-            with atomic_path(path, suffix=".tmp") as tmp:
-                torch.save(checkpoint, tmp)
-
-    return AtomicCheckpointIO()
 
 
 def _checkpoint_callbacks(ckpt_dir: Path, every: int, has_val: bool) -> list:
@@ -269,7 +250,7 @@ def _fit(config, run_dir, dataset, val_dataset, resume, callbacks, progress_bar,
         log_every_n_steps=t.log_every_n_steps,
         logger=loggers,
         callbacks=cbs,
-        plugins=[_atomic_checkpoint_io()],
+        plugins=[atomic_checkpoint_io()],
         default_root_dir=run_dir,
         enable_progress_bar=progress_bar if progress_bar is not None else sys.stderr.isatty(),
         enable_model_summary=False,
