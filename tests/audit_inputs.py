@@ -68,6 +68,7 @@ def maps(d: Path) -> None:
     _mrc(d / "inf.mrc", inf)
     _mrc(d / "image2d.mrc", good[0])
     _mrc(d / "stack.mrcs", good[:5], stack=True)
+    _mrc(d / "stack100.mrcs", rng.normal(size=(100, 16, 16)), voxel=2.0, stack=True)
     _mrc(d / "stack_as.mrc", good[:5], stack=True)  # image-stack flag, map suffix
     _mrc(d / "zeros.mrc", np.zeros((16, 16, 16)))
     _mrc(d / "huge_values.mrc", np.full((8, 8, 8), 3e38, np.float32))
@@ -160,6 +161,8 @@ def store(d: Path) -> Path:
     h = copy("half.zarr")
     meta = h / "structures" / "1orc" / "zarr.json"
     meta.write_text(meta.read_text().replace('"complete": true', '"complete": false'))
+    p12 = dataclasses.replace(config, patch=12)
+    build_store([EXAMPLES / "1orc.pdb.gz"], d / "p12.zarr", p12, progress=False, log=lambda _: None)
     p7 = dataclasses.replace(config, patch=7, min_fraction=0.0)
     build_store([EXAMPLES / "1orc.pdb.gz"], d / "p7.zarr", p7, progress=False, log=lambda _: None)
     r = copy("noroot.zarr")
@@ -218,6 +221,9 @@ def runs(d: Path, base_store: Path) -> None:
     (d / "prior_evil").mkdir()
     shutil.copyfile(d / "evil.ckpt", d / "prior_evil" / "prior.pt")
     (d / "prior_empty").mkdir()
+    from tests.tiny_models import export_tiny
+
+    export_tiny("unet", d)  # leaves d/run_unet/checkpoints/last.ckpt, a Lightning checkpoint
 
 
 def prior_ok(d: Path) -> Path:
@@ -226,6 +232,7 @@ def prior_ok(d: Path) -> Path:
 
     cfg = PriorConfig(epochs=1, batch_size=64, width=8, depth=1, emb_dim=8)
     train_prior(d / "z_good.pkl", d / "prior_ok", cfg, progress=False)
+    shutil.copyfile(d / "z_good.pkl", d / "z_copy.pkl")
     return d / "prior_ok"
 
 

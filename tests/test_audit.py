@@ -37,6 +37,7 @@ REFUSED: list[tuple[str, str, str]] = [
     ("M10", "info {i}/negvox.mrc", ""),
     ("N08", "info {i}/image2d.mrc", ""),
     ("M12", "info {i}/stack.mrcs", ""),
+    ("M23", "info {i}/stack100.mrcs", ""),
     ("N09", "info {i}/stack_as.mrc", ""),
     ("N10", "info {i}/huge_nsymbt.mrc", ""),
     ("N11", "info {i}/notgzip.mrc.gz", ""),
@@ -148,6 +149,11 @@ ACCEPTED: list[tuple[str, str, str]] = [
     ("E08", "evaluate " + ORC + " --no-models --csv {o}/nodir/r.csv", "nodir/r.csv"),
     ("Q07", "prior sample {i}/prior_ok -n 10 -o {o}/nodir/zs.pkl", "nodir/zs.pkl"),
     ("W05", "prior plot {i}/prior_ok {i}/z_good.pkl -o {o}/nodir/p.png -n 10", "nodir/p.png"),
+    ("Q19", "prior sample {i}/prior_ok -n 10 -o {i}/z_copy.pkl", ""),  # -o names what to replace
+    ("T43", "train export {i}/run_unet -o {o}/nodir/m.pt", "nodir/m.pt"),
+    ("T31", "train sharpen --data {i}/p12.zarr -o {o}/t --config small --max-steps 1 "
+     "--batch-size 1", "t/checkpoints/last.ckpt"),  # 12 -> 6 -> 3: a 3-level U-Net fits
+    ("SP30", TRAJ.replace("--pixel-size 3", "--pixel-size 30"), "parts/dataset.json"),
 ]
 
 
