@@ -33,12 +33,16 @@ class DensityMap:
     `unit_cell` is set for crystallographic maps (a, b, c, alpha, beta, gamma) and kept on write.
     Then the array's (z, y, x) axes are the cell's (c, b, a) axes; for a non-orthogonal cell
     they are not Cartesian (see `is_orthogonal`, `require_orthogonal`).
+    `header` is the source file's header (an MRC header record from `formats.mrc`), carried by
+    `with_array` so an output on the input's grid is written with the input's header (nstart,
+    axis order, space group, cell, labels), as viewers that read either convention expect.
     """
 
     array: np.ndarray
     voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
     unit_cell: tuple[float, ...] | None = field(default=None)
+    header: object | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         array = np.asarray(self.array)
@@ -77,10 +81,10 @@ class DensityMap:
         return tuple(float(n * v) for n, v in zip(self.shape, self.voxel_size))  # type: ignore
 
     def with_array(self, array: np.ndarray) -> DensityMap:
-        """A map on this grid (same voxel size, origin and cell) holding `array`."""
+        """A map on this grid (same voxel size, origin, cell and source header) holding `array`."""
         if array.shape != self.shape:
             raise InputError(f"array shape {array.shape} does not match the grid {self.shape}")
-        return DensityMap(array, self.voxel_size, self.origin, self.unit_cell)
+        return DensityMap(array, self.voxel_size, self.origin, self.unit_cell, self.header)
 
     def same_grid(self, other: DensityMap, atol: float = 1e-3) -> bool:
         """True when both maps have the same shape, voxel size and origin (to `atol` Å)."""

@@ -46,6 +46,8 @@ def simulate_map_command(
         like=grid,
         scattering=scattering,
     )
+    if grid is not None:
+        density = grid.with_array(density.array)  # on --like's grid: keep its header too
     write_map(output, density)
     print(f"wrote {output}: {density.shape[::-1]} voxels (x, y, z) at {density.voxel_size[0]} Å")
 
