@@ -1,19 +1,24 @@
 """Read atomic models (PDB/mmCIF, optionally gzipped) through gemmi, checking element columns.
 
 Force-field tools often write PDB files with no element column, so readers guess the element
-from the atom name and an alpha carbon "CA" becomes calcium. A density simulated from such a
-file is wrong without any error, so `read_structure` refuses it unless asked to repair.
+from the atom name and an alpha carbon "CA" becomes calcium. `read_structure` infers blank
+elements from the atom names with the residue as context (`densitydiff.elements`), says how
+many on stderr, refuses what stays ambiguous, and refuses element columns that contradict the
+atom names in standard residues (a density simulated from them would be silently wrong).
 """
 
 from __future__ import annotations
 
-import gzip
 import os
+import sys
 from pathlib import Path
 
 import gemmi
 
+from densitydiff.elements import infer_elements, pdb_blank_elements
 from densitydiff.errors import InputError
+
+INFERRED_KEY = "densitydiff.elements_inferred"  # Structure.info key: how many were inferred
 
 # Elements that occur in the standard amino acids and nucleotides.
 _POLYMER_ELEMENTS = {"C", "N", "O", "S", "P", "H", "D"}
@@ -22,19 +27,6 @@ _POLYMER_ELEMENTS = {"C", "N", "O", "S", "P", "H", "D"}
 def _is_pdb_text(path: Path) -> bool:
     name = path.name.lower().removesuffix(".gz")
     return name.endswith((".pdb", ".ent", ".pdb1")) or not name.endswith((".cif", ".mmcif"))
-
-
-def _count_blank_element_columns(path: Path) -> int:
-    """ATOM/HETATM records of a PDB file whose element field (columns 77-78) is empty."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    blank = 0
-    with opener(path, "rt", errors="replace") as handle:
-        for line in handle:
-            if line.startswith(("ATOM  ", "HETATM")) and line[76:78].strip() == "":
-                blank += 1
-            elif line.startswith("ENDMDL"):
-                break  # model 1 only
-    return blank
 
 
 def _name_element(atom_name: str) -> str:
@@ -118,6 +110,47 @@ def _remove_ligands(st: gemmi.Structure) -> None:
                 del chain[i]
 
 
+def inferred_elements(st: gemmi.Structure) -> int:
+    """How many element symbols `read_structure` inferred from atom names (for run records)."""
+    return int(st.info[INFERRED_KEY]) if INFERRED_KEY in st.info else 0
+
+
+def resolve_elements(
+    st: gemmi.Structure, path: Path, *, strict: bool = False, quiet: bool = False
+) -> int:
+    """Infer blank element columns of every model of `st` (read from `path`); return the count.
+
+    Refuses (InputError) atoms whose element stays ambiguous, or with `strict` any blank. Says
+    how many were inferred in one line on stderr unless `quiet`.
+    """
+    blank = pdb_blank_elements(path) if _is_pdb_text(path) else None
+    if strict:
+        n_blank = len(blank) if blank is not None else sum(
+            a.element.name in ("X", "") for ch in st[0] for r in ch for a in r
+        )
+        if n_blank:
+            raise InputError(
+                f"{path}: {n_blank} atoms have no element symbol (empty element column) and "
+                "--strict-elements refuses to infer them; fill the element columns"
+            )
+        return 0
+    result = infer_elements(st, blank)
+    if result.ambiguous:
+        raise InputError(
+            f"{path}: cannot tell the element of {len(result.ambiguous)} atoms from their names "
+            f"(e.g. {result.ambiguous[0]}: calcium or an alpha carbon?); fill their element "
+            "columns (77-78)"
+        )
+    if result.inferred and not quiet:
+        print(
+            f"densitydiff: {path.name}: inferred {result.inferred} element symbols from atom "
+            "names (empty element columns)",
+            file=sys.stderr,
+        )
+    st.info[INFERRED_KEY] = str(result.inferred)
+    return result.inferred
+
+
 def read_structure(
     path: str | os.PathLike,
     *,
@@ -125,11 +158,16 @@ def read_structure(
     remove_hydrogens: bool = True,
     remove_ligands: bool = False,
     fix_elements: bool = False,
+    strict_elements: bool = False,
+    quiet: bool = False,
 ) -> gemmi.Structure:
-    """Read model 1 of a PDB/mmCIF file (.gz too); refuse wrong or missing element columns.
+    """Read model 1 of a PDB/mmCIF file (.gz too), inferring blank element columns.
 
-    `fix_elements=True` repairs elements from the atom names instead of refusing. Raises
-    InputError for a missing or unreadable file, no atoms, or bad elements.
+    Blank elements are inferred from atom names and residues (`resolve_elements`; the count is
+    `inferred_elements(st)`); `strict_elements=True` refuses any blank instead.
+    `fix_elements=True` also overrides element columns that contradict the atom names in
+    standard residues (force-field files that wrote "Ca" for alpha carbons) instead of refusing.
+    Raises InputError for a missing or unreadable file, no atoms, or bad elements.
     """
     path = Path(path)
     if not path.is_file():
@@ -142,17 +180,18 @@ def read_structure(
         raise InputError(f"{path}: the file holds no atoms")
     while len(st) > 1:
         del st[1]
-    blank = _count_blank_element_columns(path) if _is_pdb_text(path) else 0
-    problems = [] if fix_elements else _element_problems(st[0])
-    if blank and not fix_elements:
-        problems.insert(0, f"{blank} ATOM/HETATM records have an empty element column (77-78)")
-    if problems:
-        raise InputError(
-            f"{path}: bad element symbols: {'; '.join(problems)}. Pass fix_elements=True "
-            "(CLI: --fix-elements) to set elements from the atom names"
-        )
-    if fix_elements:
+    if fix_elements and not strict_elements:  # the old repair: guesses where ambiguous too
+        inferred = infer_elements(st, pdb_blank_elements(path) if _is_pdb_text(path) else None)
         _fix_elements(st[0])
+        st.info[INFERRED_KEY] = str(inferred.inferred)
+    else:
+        resolve_elements(st, path, strict=strict_elements, quiet=quiet)
+        problems = _element_problems(st[0])
+        if problems:
+            raise InputError(
+                f"{path}: bad element symbols: {'; '.join(problems)}. Pass fix_elements=True "
+                "(CLI: --fix-elements) to set elements from the atom names"
+            )
     st.setup_entities()
     if remove_hydrogens:
         st.remove_hydrogens()

@@ -65,7 +65,13 @@ def build(
     threshold: float = typer.Option(0.5, help="Density threshold, z-score of the coarsest map."),
     padding: float = typer.Option(8.0, help="Å of solvent around the atoms in each grid."),
     fix_elements: bool = typer.Option(
-        False, "--fix-elements", help="Set blank or wrong element columns from atom names."
+        False,
+        "--fix-elements",
+        help="Also override element columns that contradict atom names (blank ones are "
+        "inferred without it).",
+    ),
+    strict_elements: bool = typer.Option(
+        False, "--strict-elements", help="Refuse blank element columns instead of inferring."
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
@@ -94,6 +100,7 @@ def build(
         held_out=_held_out(held_out),
         compressor=compressor,
         fix_elements=fix_elements,
+        strict_elements=strict_elements,
     )
     build_store(
         structures or [],

@@ -27,7 +27,13 @@ def evaluate(
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
     batch_size: int = typer.Option(4, "--batch-size", help="Tiles per model call."),
     fix_elements: bool = typer.Option(
-        False, "--fix-elements", help="Set missing element symbols from the atom names."
+        False,
+        "--fix-elements",
+        help="Also override element columns that contradict atom names (blank ones are "
+        "inferred without it).",
+    ),
+    strict_elements: bool = typer.Option(
+        False, "--strict-elements", help="Refuse blank element columns instead of inferring."
     ),
     no_models: bool = typer.Option(False, "--no-models", help="Only the classical baselines."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
@@ -80,6 +86,7 @@ def evaluate(
         device=device,
         batch_size=batch_size,
         fix_elements=fix_elements,
+        strict_elements=strict_elements,
     )
     summary = summarise(rows)
     if csv_out is not None:

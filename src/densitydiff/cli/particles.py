@@ -68,6 +68,15 @@ def particles(
     amplitude_contrast: float = typer.Option(0.1, "--amplitude-contrast", help="w."),
     chunk_size: int = typer.Option(256, "--chunk-size", help="Images per batch in memory."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:k]."),
+    fix_elements: bool = typer.Option(
+        False,
+        "--fix-elements",
+        help="Also override element columns that contradict atom names (blank ones are "
+        "inferred without it).",
+    ),
+    strict_elements: bool = typer.Option(
+        False, "--strict-elements", help="Refuse blank element columns instead of inferring."
+    ),
 ) -> None:
     """Simulate particles X = CTF * (P V) + N with one kind of heterogeneity and ground truth.
 
@@ -99,7 +108,7 @@ def particles(
     if resolution is not None and not (resolution > 0 and math.isfinite(resolution)):
         raise InputError(f"--resolution must be positive, got {resolution}")
     if trajectory is not None:
-        source = hetero.trajectory_source(trajectory, resolution)
+        source = hetero.trajectory_source(trajectory, resolution, strict_elements=strict_elements)
     elif hinge is not None:
         if structure is None or axis is None:
             raise InputError("--hinge needs --structure and --axis")
@@ -108,7 +117,7 @@ def particles(
         a = angles if angles is not None else (0.0, 360.0)
         source = hetero.hinge_source(
             structure, hinge, axis, a, pivot=pivot, circular=circular, n_states=n_states,
-            resolution=resolution,
+            resolution=resolution, fix_elements=fix_elements, strict_elements=strict_elements,
         )  # fmt: skip
     else:
         paths = [Path(p) for p in _split(structures)]
@@ -118,7 +127,9 @@ def particles(
                 props = [float(p) for p in _split(proportions)]
             except ValueError:
                 raise InputError(f"--proportions must be numbers, got {proportions}") from None
-        source = hetero.discrete_source(paths, props, resolution)
+        source = hetero.discrete_source(
+            paths, props, resolution, fix_elements=fix_elements, strict_elements=strict_elements
+        )
     if structure is not None and hinge is None:
         raise InputError("--structure is only used with --hinge (use --structures for states)")
     record = hetero.simulate_particles(

@@ -25,7 +25,13 @@ def simulate_map_command(
     like: Path | None = typer.Option(None, "--like", help="Simulate on this map's grid."),
     scattering: str = typer.Option("electron", "--scattering", help="electron | xray"),
     fix_elements: bool = typer.Option(
-        False, "--fix-elements", help="Set blank or wrong element columns from atom names."
+        False,
+        "--fix-elements",
+        help="Also override element columns that contradict atom names (blank ones are "
+        "inferred without it).",
+    ),
+    strict_elements: bool = typer.Option(
+        False, "--strict-elements", help="Refuse blank element columns instead of inferring."
     ),
 ) -> None:
     """Density of an atomic model band-limited to a resolution (see docs/simulate.md).
@@ -37,7 +43,9 @@ def simulate_map_command(
     from densitydiff.structures import read_structure
 
     grid = read_map(like) if like is not None else None
-    structure = read_structure(model, fix_elements=fix_elements)
+    structure = read_structure(
+        model, fix_elements=fix_elements, strict_elements=strict_elements
+    )
     density = simulate_map(
         structure,
         resolution,

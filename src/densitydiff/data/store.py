@@ -58,7 +58,8 @@ class BuildConfig:
     held_out: tuple[str, ...] = ()
     scattering: str = "electron"
     compressor: str = "zstd"
-    fix_elements: bool = False  # repair blank/wrong element columns from atom names
+    fix_elements: bool = False  # also override element columns contradicting atom names
+    strict_elements: bool = False  # refuse blank element columns instead of inferring them
 
     def __post_init__(self) -> None:
         res = tuple(float(r) for r in self.resolutions)
@@ -107,6 +108,8 @@ class BuildConfig:
         d["resolutions"] = list(self.resolutions)
         d["pairs"] = [list(p) for p in self.pairs]
         d["held_out"] = list(self.held_out)
+        if not self.strict_elements:
+            del d["strict_elements"]  # stores built before the option existed stay resumable
         return d
 
 
@@ -237,11 +240,13 @@ def simulate_structure(
     """
     from densitydiff.filters import zscore
     from densitydiff.simulate.density import simulate_map
-    from densitydiff.structures import read_structure
+    from densitydiff.structures import inferred_elements, read_structure
 
     if not path.exists():
         raise InputError(f"structure file not found: {path}")
-    structure = read_structure(path, fix_elements=config.fix_elements)
+    structure = read_structure(
+        path, fix_elements=config.fix_elements, strict_elements=config.strict_elements
+    )
     center = _center(structure)
     res = config.resolutions
     P = config.patch
@@ -317,6 +322,7 @@ def simulate_structure(
             }
         )
     meta["center"] = [float(v) for v in center]
+    meta["elements_inferred"] = inferred_elements(structure)
     n = len(meta["patch_origin"])
     arrays = {r: (np.stack(patches[r]) if n else np.zeros((0, P, P, P), np.float32)) for r in res}
     return arrays, meta

@@ -110,6 +110,7 @@ def evaluate_structure(
     device: str = "cpu",
     batch_size: int = 4,
     fix_elements: bool = False,
+    strict_elements: bool = False,
     progress: bool = False,
 ) -> StructureEvaluation:
     """Simulate truth and input for one structure, run the models and baselines, measure each.
@@ -141,7 +142,7 @@ def evaluate_structure(
         )
 
     # keep the gemmi structure alive while simulating: the maps reference its atoms
-    structure = read_structure(p, fix_elements=fix_elements)
+    structure = read_structure(p, fix_elements=fix_elements, strict_elements=strict_elements)
     name = structure_name(p)
     truth = simulate_map(structure, r_out, voxel_size, padding=padding)
     inp = simulate_map(structure, r_in, like=truth)
@@ -213,6 +214,7 @@ def evaluate_structures(
     device: str = "cpu",
     batch_size: int = 4,
     fix_elements: bool = False,
+    strict_elements: bool = False,
 ) -> list[dict]:
     """One row per (structure, method): the metrics of compare_maps, seconds and b_factor.
 
@@ -242,6 +244,7 @@ def evaluate_structures(
             device=device,
             batch_size=batch_size,
             fix_elements=fix_elements,
+            strict_elements=strict_elements,
         )
         rows.extend(ev.rows)
         if on_result is not None:

@@ -93,9 +93,16 @@ def _single_model(st, index: int):
     return out
 
 
-def trajectory_source(path: str | os.PathLike, resolution: float | None = None) -> StructureSource:
-    """Frames of a multi-model PDB/mmCIF as states (coordinate frame / (F-1)), frame 1 centred."""
+def trajectory_source(
+    path: str | os.PathLike, resolution: float | None = None, *, strict_elements: bool = False
+) -> StructureSource:
+    """Frames of a multi-model PDB/mmCIF as states (coordinate frame / (F-1)), frame 1 centred.
+
+    Blank element columns are inferred from the atom names (`structures.resolve_elements`).
+    """
     import gemmi
+
+    from densitydiff.structures import resolve_elements
 
     path = Path(path)
     if not path.is_file():
@@ -104,6 +111,9 @@ def trajectory_source(path: str | os.PathLike, resolution: float | None = None) 
         st = gemmi.read_structure(str(path))
     except (RuntimeError, ValueError, OSError) as err:
         raise InputError(f"{path}: not a readable structure ({err})") from None
+    if len(st) == 0:
+        raise InputError(f"{path}: the file holds no atoms")
+    resolve_elements(st, path, strict=strict_elements)
     st.remove_hydrogens()
     st.remove_waters()
     st.remove_empty_chains()
@@ -142,6 +152,8 @@ def hinge_source(
     circular: bool = False,
     n_states: int = 50,
     resolution: float | None = None,
+    fix_elements: bool = False,
+    strict_elements: bool = False,
 ) -> StructureSource:
     """A rigid rotation of the atoms matched by `selection` (gemmi syntax) about `axis` (x, y, z).
 
@@ -153,7 +165,7 @@ def hinge_source(
 
     from densitydiff.structures import read_structure
 
-    st = read_structure(path)
+    st = read_structure(path, fix_elements=fix_elements, strict_elements=strict_elements)
     axis = np.asarray(axis, dtype=float)
     if axis.shape != (3,) or not np.all(np.isfinite(axis)) or np.linalg.norm(axis) == 0:
         raise InputError(f"the hinge axis must be a non-zero (x, y, z) vector, got {axis!r}")
@@ -242,14 +254,22 @@ def hinge_source(
 
 
 def discrete_source(
-    paths: list, proportions=None, resolution: float | None = None
+    paths: list,
+    proportions=None,
+    resolution: float | None = None,
+    *,
+    fix_elements: bool = False,
+    strict_elements: bool = False,
 ) -> StructureSource:
     """Distinct structures as states (compositional heterogeneity), on the first's centroid."""
     from densitydiff.structures import read_structure
 
     if len(paths) < 2:
         raise InputError(f"discrete heterogeneity needs at least 2 structures, got {len(paths)}")
-    structures = [read_structure(p) for p in paths]
+    structures = [
+        read_structure(p, fix_elements=fix_elements, strict_elements=strict_elements)
+        for p in paths
+    ]
     n = len(structures)
     if proportions is None:
         weights = np.full(n, 1.0 / n)
