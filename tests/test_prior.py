@@ -217,3 +217,27 @@ def test_evaluate_json_and_plot(run, cli):
         "prior", "sample", run / "run", "-n", "3", "-o", run / "x.npy", "--threads", "0"
     )
     assert code == 2 and "--threads" in err
+
+
+def _cryodrgn_zfile(path, zdim):
+    """How `cryodrgn eval_vol --zfile` reads latents: np.loadtxt, reshaped to (-1, zdim)."""
+    return np.loadtxt(path).reshape(-1, zdim)
+
+
+def test_sample_and_interpolate_write_text_that_eval_vol_reads(run, cli):
+    out = run / "z_prior.txt"
+    code, _, err = cli("prior", "sample", run / "run", "-n", "50", "-o", out,
+                       "--method", "gaussian", "--seed", "2")  # fmt: skip
+    assert code == 0, err
+    code, _, err = cli("prior", "sample", run / "run", "-n", "50", "-o", run / "same.npy",
+                       "--method", "gaussian", "--seed", "2")  # fmt: skip
+    assert code == 0, err
+    z = _cryodrgn_zfile(out, 8)
+    assert z.shape == (50, 8)
+    np.testing.assert_array_equal(z.astype(np.float32), np.load(run / "same.npy"))  # exact
+    assert len(out.read_text().splitlines()) == 50
+    np.testing.assert_array_equal(load_latents(out).mu, np.load(run / "same.npy"))
+    code, _, err = cli("prior", "interpolate", run / "run", "--start", "0", "--end", "7",
+                       "--steps", "4", "-o", run / "path.txt")  # fmt: skip
+    assert code == 0, err
+    assert _cryodrgn_zfile(run / "path.txt", 8).shape == (4, 8)

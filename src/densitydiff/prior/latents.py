@@ -63,6 +63,11 @@ def load_latents(path: str | os.PathLike) -> Latents:
         from densitydiff.formats.pkl import load_pickles
 
         objs = load_pickles(path)
+    elif suffix == ".txt":
+        try:
+            objs = [np.loadtxt(path, dtype=np.float32, ndmin=2)]
+        except ValueError as err:
+            raise InputError(f"{path}: not a text table of numbers ({err})") from None
     elif suffix == ".npy":
         try:
             objs = [np.load(path, allow_pickle=False)]
@@ -79,7 +84,9 @@ def load_latents(path: str | os.PathLike) -> Latents:
         objs = list(obj) if isinstance(obj, (tuple, list)) else [obj]
         objs = [o.detach().cpu().numpy() if hasattr(o, "detach") else o for o in objs]
     else:
-        raise InputError(f"{path}: unknown latent file type {suffix!r} (use .pkl, .npy or .pt)")
+        raise InputError(
+            f"{path}: unknown latent file type {suffix!r} (use .pkl, .txt, .npy or .pt)"
+        )
     if isinstance(objs[0], (tuple, list)) and len(objs) == 1:
         objs = list(objs[0])
     mu = _check(objs[0], path, "latent means")
@@ -92,7 +99,11 @@ def load_latents(path: str | os.PathLike) -> Latents:
 
 
 def save_latents(path: str | os.PathLike, z) -> Path:
-    """Write N x D latents as .npy, .pt, or .pkl (cryoDRGN's z.pkl: one pickled float32 array)."""
+    """Write N x D latents as .txt, .npy, .pt or .pkl (one pickled float32 array, as z.pkl).
+
+    `.txt` is the np.savetxt layout (one latent per line) that `cryodrgn eval_vol --zfile` reads
+    with np.loadtxt; 9 significant digits give the float32 values back exactly.
+    """
     path = Path(path)
     z = np.ascontiguousarray(np.asarray(z, dtype=np.float32))
     suffix = path.suffix.lower()
@@ -100,6 +111,11 @@ def save_latents(path: str | os.PathLike, z) -> Path:
         from densitydiff.formats.pkl import save_pickles
 
         save_pickles(path, z)
+    elif suffix == ".txt":
+        if z.ndim != 2:
+            raise InputError(f"{path}: latents must be N x D to write as text, got {z.shape}")
+        with atomic_path(path) as tmp:
+            np.savetxt(tmp, z, fmt="%.9g")
     elif suffix == ".npy":
         with atomic_path(path) as tmp:
             np.save(tmp, z)
@@ -109,7 +125,7 @@ def save_latents(path: str | os.PathLike, z) -> Path:
         with atomic_path(path) as tmp:
             torch.save(torch.from_numpy(z), tmp)
     else:
-        raise InputError(f"{path}: output must end in .npy, .pkl or .pt")
+        raise InputError(f"{path}: output must end in .txt, .npy, .pkl or .pt")
     return path
 
 
