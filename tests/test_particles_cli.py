@@ -182,3 +182,29 @@ def test_bad_inputs_give_one_line_and_leave_no_stack(cli, tmp_path):
         assert err.count("\n") == 1 and err.startswith("densitydiff: error:"), err
         assert not (out / "particles.mrcs").exists()
         assert not list(out.glob(".particles*")) if out.exists() else True
+
+
+def test_star_carries_what_relion_31_expects(cli, tmp_path):
+    import starfile
+
+    traj = _trajectory(tmp_path, n_frames=2)
+    code, _, err = cli("simulate", "particles", "-o", tmp_path / "r", "--trajectory", traj,
+                       "--n-images", "7", "--box", "16", "--pixel-size", "4")  # fmt: skip
+    assert code == 0, err
+    path = tmp_path / "r" / "particles.star"
+    text = path.read_text().splitlines()
+    blocks = [i for i, line in enumerate(text) if line.startswith("data_")]
+    assert [text[i] for i in blocks] == ["data_optics", "data_particles"]
+    for i in blocks:  # RELION 3.1 writes "# version 30001" right before each block
+        assert "# version 30001" in [ln.strip() for ln in text[max(0, i - 2) : i]]
+    tables = starfile.read(path, always_dict=True)
+    assert set(tables) == {"optics", "particles"}
+    optics, parts = tables["optics"], tables["particles"]
+    assert {"rlnOpticsGroup", "rlnImagePixelSize", "rlnImageSize", "rlnVoltage"} <= set(optics)
+    assert optics["rlnImageSize"].tolist() == [16]
+    assert len(parts) == 7
+    assert parts["rlnRandomSubset"].tolist() == [1, 2, 1, 2, 1, 2, 1]
+    names = parts["rlnMicrographName"].tolist()
+    assert all(isinstance(n, str) and n.endswith(".mrc") for n in names)
+    assert set(parts["rlnOpticsGroup"]) <= set(optics["rlnOpticsGroup"])
+    assert parts["rlnImageName"].iloc[0] == "000001@particles.mrcs"

@@ -10,6 +10,7 @@ rlnDetectorPixelSize (µm) * 1e4 / rlnMagnification (3.0).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -172,9 +173,13 @@ def write_star(
     rotations: np.ndarray | None = None,
     translations: np.ndarray | None = None,
     extra: dict[str, np.ndarray] | None = None,
+    micrographs: list[str] | None = None,
 ) -> Path:
     """Write a RELION 3.1 STAR file (optics + particles) for images 1..N of `stack`.
 
+    What RELION 3.1+ tools expect: `# version 30001` before each block, the optics block,
+    rlnMicrographName (`micrographs`, default one per particle, as each has its own defocus)
+    and rlnRandomSubset (half sets 1, 2, 1, 2, ... for gold-standard refinement).
     ctf_params: ctf.pkl rows; optics groups are the distinct (D, pixel, kV, Cs, w) tuples.
     rotations/translations: poses as in poses.pkl (written as Euler angles and rlnOriginX/YAngst).
     extra: more particle columns (name without the leading underscore -> values).
@@ -204,13 +209,19 @@ def write_star(
             "rlnImageDimensionality": [2] * len(groups),
         }
     )
+    if micrographs is None:
+        micrographs = [f"micrographs/{i + 1:06d}.mrc" for i in range(n)]
+    if len(micrographs) != n:
+        raise InputError(f"{len(micrographs)} micrograph names for {n} particles")
     data = {
         "rlnImageName": [f"{i + 1:06d}@{stack}" for i in range(n)],
+        "rlnMicrographName": list(micrographs),
         "rlnOpticsGroup": [groups[k] for k in keys],
         "rlnDefocusU": p[:, 2],
         "rlnDefocusV": p[:, 3],
         "rlnDefocusAngle": p[:, 4],
         "rlnPhaseShift": p[:, 8],
+        "rlnRandomSubset": np.arange(n) % 2 + 1,
     }
     if rotations is not None:
         euler = matrix_to_euler(np.asarray(rotations, dtype=np.float64).reshape(n, 3, 3))
@@ -224,4 +235,6 @@ def write_star(
     path = Path(path)
     with atomic_path(path) as tmp:
         starfile.write({"optics": optics, "particles": particles}, tmp, overwrite=True)
+        text = tmp.read_text()
+        tmp.write_text(re.sub(r"^data_", "# version 30001\n\ndata_", text, flags=re.MULTILINE))
     return path
