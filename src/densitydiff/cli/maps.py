@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 STRUCTURE_SUFFIXES = (".pdb", ".cif", ".ent", ".mmcif")
+MIN_OVERLAP = 0.5  # --resample refuses pairs whose boxes share less of the smaller box
 
 
 def info(
@@ -60,10 +61,21 @@ def _pair_on_one_grid(a_path: Path, b_path: Path, resample: bool):
                 f"{b.voxel_size[::-1]} Å, origin {a.origin[::-1]} / {b.origin[::-1]}); "
                 "pass --resample to interpolate the second onto the first"
             )
-        from densitydiff.grids import interpolate_onto
+        from densitydiff.grids import interpolate_onto, overlap_fraction
 
+        shared = overlap_fraction(a, b)
+        if shared < MIN_OVERLAP:
+            raise InputError(
+                f"{a_path} and {b_path} barely overlap ({100 * shared:.0f} % of the smaller box "
+                f"is shared, below {100 * MIN_OVERLAP:.0f} %): origins {_xyz(a.origin)} / "
+                f"{_xyz(b.origin)} Å (x, y, z); their FSC would measure the offset, not the maps"
+            )
         b = interpolate_onto(b, a)
     return a, b
+
+
+def _xyz(zyx) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in zyx[::-1]) + ")"
 
 
 def _read_mask(path: Path | None, like):
