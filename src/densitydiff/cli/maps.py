@@ -227,7 +227,7 @@ def compare(
         None, "--model", help="Atomic model for CC_mask (the mask is atoms + --mask-radius)."
     ),
     resolution: float | None = typer.Option(
-        None, "--resolution", help="Resolution (Å) at which to simulate a model reference."
+        None, "--resolution", "-r", help="Resolution (Å) at which to simulate a model reference."
     ),
     mask_radius: float = typer.Option(3.0, "--mask-radius", help="Mask radius around atoms (Å)."),
     resample: bool = typer.Option(False, "--resample", help="Interpolate REF onto MAP's grid."),
