@@ -10,7 +10,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from densitydiff.errors import InputError
-from densitydiff.formats import cryosparc, particles, star
+from densitydiff.formats import cryosparc, mrcs, particles, star
 from densitydiff.simulate.rotations import random_rotations
 from tests.conftest import TESTDATA
 
@@ -134,10 +134,10 @@ def test_stacks_lists_and_star_images(tmp_path):
     rng = np.random.default_rng(1)
     a = rng.normal(size=(5, 16, 16)).astype(np.float32)
     b = rng.normal(size=(3, 16, 16)).astype(np.float32)
-    particles.write_particles(tmp_path / "a.mrcs", a, 2.0)
-    particles.write_particles(tmp_path / "b.mrcs", b, 2.0)
+    mrcs.write_particles(tmp_path / "a.mrcs", a, 2.0)
+    mrcs.write_particles(tmp_path / "b.mrcs", b, 2.0)
     np.testing.assert_array_equal(particles.read_particles(tmp_path / "a.mrcs"), a)
-    assert particles.stack_pixel_size(tmp_path / "a.mrcs") == pytest.approx(2.0)
+    assert mrcs.stack_pixel_size(tmp_path / "a.mrcs") == pytest.approx(2.0)
     (tmp_path / "list.txt").write_text("a.mrcs\nb.mrcs\n")
     both = particles.read_particles(tmp_path / "list.txt")
     np.testing.assert_array_equal(both, np.concatenate([a, b]))
@@ -154,7 +154,7 @@ def test_stacks_lists_and_star_images(tmp_path):
 def test_writer_writes_out_of_order_and_leaves_nothing_when_incomplete(tmp_path):
     rng = np.random.default_rng(2)
     images = rng.normal(size=(6, 8, 8)).astype(np.float32)
-    with particles.ParticleWriter(tmp_path / "s.mrcs", 6, 8, 1.0) as w:
+    with mrcs.ParticleWriter(tmp_path / "s.mrcs", 6, 8, 1.0) as w:
         w.write_at([4, 1, 2], images[[4, 1, 2]], stats=True)
         w.write_at([0, 3, 5], images[[0, 3, 5]], stats=True)
         np.testing.assert_array_equal(w.read(1, 3), images[1:3])
@@ -166,7 +166,7 @@ def test_writer_writes_out_of_order_and_leaves_nothing_when_incomplete(tmp_path)
         assert mrc.header.rms == pytest.approx(images.std(), rel=1e-4)
         assert mrc.is_image_stack()
     with pytest.raises(InputError):
-        with particles.ParticleWriter(tmp_path / "t.mrcs", 6, 8, 1.0) as w:
+        with mrcs.ParticleWriter(tmp_path / "t.mrcs", 6, 8, 1.0) as w:
             w.write(images[:3])
     assert not list(tmp_path.glob("*t.mrcs*"))
 

@@ -141,7 +141,7 @@ def image_names(df) -> list[tuple[int, str]]:
 
 def read_star_images(path: str | os.PathLike, datadir: str | os.PathLike | None = None):
     """Images (N, D, D) float32 named by a STAR file (stacks relative to `datadir` or the file)."""
-    from densitydiff.formats.particles import _read_stack
+    from densitydiff.formats.mrcs import read_stack
 
     path = Path(path)
     df = read_star(path)
@@ -153,7 +153,7 @@ def read_star_images(path: str | os.PathLike, datadir: str | os.PathLike | None 
             file = Path(stack) if Path(stack).is_absolute() else base / stack
             if not file.is_file():
                 raise InputError(f"{path}: particle stack {file} not found")
-            stacks[stack] = _read_stack(file, lazy=True)
+            stacks[stack] = read_stack(file, lazy=True)
     shapes = {s.shape[1:] for s in stacks.values()}
     if len(shapes) != 1:
         raise InputError(f"{path}: stacks have different image sizes {sorted(shapes)}")

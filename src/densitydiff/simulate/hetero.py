@@ -339,7 +339,8 @@ def simulate_particles(
     from tqdm import tqdm
 
     from densitydiff.formats.maps import write_map
-    from densitydiff.formats.particles import ParticleWriter, save_ctf, save_poses
+    from densitydiff.formats.mrcs import ParticleWriter
+    from densitydiff.formats.particles import save_ctf, save_poses
     from densitydiff.formats.star import write_star
     from densitydiff.maps import DensityMap
     from densitydiff.simulate.cryoem import Projector, form_images
