@@ -10,14 +10,14 @@ from scipy.spatial.transform import Rotation
 
 from densitydiff.errors import InputError
 from densitydiff.formats.particles import load_ctf
-from densitydiff.simulate import cryoem
-from densitydiff.simulate.reconstruct import backproject
-from densitydiff.simulate.rotations import (
+from densitydiff.rotations import (
     euler_to_matrix,
     matrix_to_euler,
     random_rotations,
     rotvec_to_matrix,
 )
+from densitydiff.simulate import cryoem
+from densitydiff.simulate.reconstruct import backproject
 from tests.conftest import TESTDATA
 
 

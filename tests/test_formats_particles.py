@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from densitydiff.errors import InputError
 from densitydiff.formats import cryosparc, mrcs, particles, star
-from densitydiff.simulate.rotations import random_rotations
+from densitydiff.rotations import random_rotations
 from tests.conftest import TESTDATA
 
 

@@ -215,13 +215,6 @@ def assign_splits(
     }
 
 
-def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """A uniformly random 3x3 rotation matrix (acting on (z, y, x) vectors)."""
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.random(random_state=rng).as_matrix()
-
-
 def _center(structure) -> np.ndarray:
     """Centroid of the atoms, (z, y, x) Å."""
     xyz = np.array([a.pos.tolist() for r in structure[0] for res in r for a in res])
@@ -236,6 +229,7 @@ def simulate_structure(
     Returns ({resolution: (n, P, P, P) float32}, metadata).
     """
     from densitydiff.filters import zscore
+    from densitydiff.rotations import random_rotations
     from densitydiff.simulate.density import simulate_map
     from densitydiff.structures import read_structure
 
@@ -254,7 +248,7 @@ def simulate_structure(
     meta: dict = {"rotations": [], "grids": [], "stats": {f"{r:g}": [] for r in res}}
     meta["patch_rotation"], meta["patch_origin"] = [], []
     for k in range(config.rotations):
-        rotation = random_rotation(rng)
+        rotation = random_rotations(1, rng, scalar_last=True)[0]  # acts on (z, y, x)
         finest = simulate_map(
             structure,
             res[0],

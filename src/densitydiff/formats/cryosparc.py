@@ -46,7 +46,7 @@ def box_size(cs: np.ndarray, D: int | None = None) -> int:
 
 def poses_from_cs(cs: np.ndarray, D: int | None = None, prefix: str = "alignments3D"):
     """(rotations N x 3 x 3, translations N x 2 / box) float32, as cryoDRGN's poses.pkl."""
-    from densitydiff.simulate.rotations import rotvec_to_matrix
+    from densitydiff.rotations import rotvec_to_matrix
 
     rotvec = _field(cs, f"{prefix}/pose").reshape(len(cs), 3)
     rot = rotvec_to_matrix(rotvec).transpose(0, 2, 1)

@@ -1,7 +1,7 @@
 """RELION .star files (3.0 single block, 3.1 and 5 with an optics block) through `starfile`.
 
 Poses follow cryoDRGN's `parse_pose_star`: matrix = RELION's Euler_angles2matrix(rot, tilt,
-psi) (see `simulate.rotations`); translations = origin in pixels (rlnOriginX/Y, or
+psi) (see `densitydiff.rotations`); translations = origin in pixels (rlnOriginX/Y, or
 rlnOriginX/YAngst divided by the pixel size) divided by the box size D. CTF rows follow
 cryoDRGN's ctf.pkl layout; the pixel size is rlnImagePixelSize (3.1+), rlnPixelSize, or
 rlnDetectorPixelSize (µm) * 1e4 / rlnMagnification (3.0).
@@ -109,7 +109,7 @@ def poses_from_star(
     df, D: int | None = None, pixel: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rotations N x 3 x 3, translations N x 2 as a fraction of the box) from a particle table."""
-    from densitydiff.simulate.rotations import euler_to_matrix
+    from densitydiff.rotations import euler_to_matrix
 
     euler = np.stack(
         [_column(df, "rlnAngleRot"), _column(df, "rlnAngleTilt"), _column(df, "rlnAnglePsi")], 1
@@ -182,7 +182,7 @@ def write_star(
     import pandas as pd
     import starfile
 
-    from densitydiff.simulate.rotations import matrix_to_euler
+    from densitydiff.rotations import matrix_to_euler
 
     p = np.asarray(ctf_params, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != 9:

@@ -127,7 +127,7 @@ def trajectory_source(path: str | os.PathLike, resolution: float | None = None) 
 
 def _axis_rotation(axis: np.ndarray, degrees: float) -> np.ndarray:
     """Rotation matrix about a unit axis (x, y, z) by `degrees` (right hand; Rodrigues)."""
-    from densitydiff.simulate.rotations import rotvec_to_matrix
+    from densitydiff.rotations import rotvec_to_matrix
 
     return rotvec_to_matrix(axis * math.radians(degrees))[0]
 
@@ -296,7 +296,7 @@ def draw_parameters(
     amplitude_contrast: float = 0.1,
 ) -> ImageParameters:
     """Draw each image's state, uniform random rotation, uniform shift and CTF, in that order."""
-    from densitydiff.simulate.rotations import random_rotations
+    from densitydiff.rotations import random_rotations
 
     d0, d1 = (float(d) for d in defocus)
     if not (0 < d0 <= d1) or not math.isfinite(d1):
