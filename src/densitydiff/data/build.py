@@ -1,25 +1,12 @@
-"""The training store: simulate each structure once, cut aligned patches, write one zarr v3 store.
+"""Building a patch store: find structures, simulate each once, cut aligned patches, write them.
 
-Layout of STORE.zarr (a directory on local disk):
-
-    zarr.json                   root group; attrs["densitydiff"]: format, version, build arguments,
-                                resolutions, voxel size, patch, dtype, pairs, split {id: split},
-                                shard
-    structures/<id>/zarr.json   one group per structure; attrs: source file, rotations, grids,
-                                normalisation statistics, patch origins, and "complete" (set last)
-    structures/<id>/r<res>      (n_patches, P, P, P) array, one chunk (1, P, P, P) per patch
-
-Every patch is stored once per resolution, all on the same grid; a training pair (r_in, r_out)
-is two reads of the same patch index, never a copy. A structure's group is marked complete
-only after all its chunks are written (zarr writes each file by temp file + rename), so a
-killed build leaves incomplete groups that the next run deletes and rebuilds.
+Work is spread over processes (one structure at a time each) or over shards (`--shard i/n`,
+merged afterwards); see `layout` for what is written where.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import shutil
 import sys
@@ -29,11 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
+from densitydiff.data.layout import (
+    is_complete,
+    open_root,
+    read_root,
+    root_attrs,
+    write_structure,
+)
+from densitydiff.data.splits import assign_splits, stable_hash
 from densitydiff.errors import InputError
-
-FORMAT = 1
-SPLITS = ("train", "val", "test")
-STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".pdb.gz", ".ent.gz", ".cif.gz")
+from densitydiff.structures import is_structure_file, structure_id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,46 +108,6 @@ def all_pairs(resolutions: Sequence[float]) -> tuple[tuple[float, float], ...]:
     return tuple((a, b) for a in res for b in res if b <= a)
 
 
-def parse_pairs(text: str, resolutions: Sequence[float]) -> tuple[tuple[float, float], ...]:
-    """'all' (r_out <= r_in), 'up' (r_out < r_in), 'to-finest', or 'r_in:r_out,...'."""
-    res = sorted(float(r) for r in resolutions)
-    text = text.strip()
-    if text == "all":
-        return all_pairs(res)
-    if text == "up":
-        return tuple(p for p in all_pairs(res) if p[1] < p[0])
-    if text == "to-finest":
-        return tuple((r, res[0]) for r in res)
-    try:
-        return tuple((float(a), float(b)) for a, b in (item.split(":") for item in text.split(",")))
-    except ValueError:
-        raise InputError(
-            f"--pairs {text!r}: use all, up, to-finest or a list like 4:2,3:2"
-        ) from None
-
-
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """'i/n' with 0 <= i < n -> (i, n); None -> None."""
-    if text is None:
-        return None
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise InputError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
-    if n < 1 or not 0 <= i < n:
-        raise InputError(f"--shard {text!r}: need 0 <= i < n")
-    return i, n
-
-
-def structure_id(path: Path) -> str:
-    """File name without its structure suffixes: 1orc.pdb.gz -> 1orc."""
-    name = path.name
-    for suffix in sorted(STRUCTURE_SUFFIXES, key=len, reverse=True):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
 def find_structures(inputs: Iterable[str | os.PathLike]) -> dict[str, Path]:
     """Expand files and directories into {structure id: path}; missing files are kept (and
     reported as failures when built), duplicate ids are an input error."""
@@ -163,9 +115,7 @@ def find_structures(inputs: Iterable[str | os.PathLike]) -> dict[str, Path]:
     for item in inputs:
         path = Path(item)
         paths = (
-            sorted(p for p in path.iterdir() if p.name.lower().endswith(STRUCTURE_SUFFIXES))
-            if path.is_dir()
-            else [path]
+            sorted(p for p in path.iterdir() if is_structure_file(p)) if path.is_dir() else [path]
         )
         for p in paths:
             sid = structure_id(p)
@@ -179,48 +129,6 @@ def find_structures(inputs: Iterable[str | os.PathLike]) -> dict[str, Path]:
     return out
 
 
-def stable_hash(*parts: object) -> int:
-    """A 64-bit integer from the parts, the same on every machine and Python run."""
-    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little")
-
-
-def assign_splits(
-    ids: Sequence[str],
-    seed: int,
-    val_fraction: float,
-    test_fraction: float,
-    held_out: Sequence[str] = (),
-) -> dict[str, str]:
-    """Split by structure: held-out ids go to test, the rest in a seeded order to test/val/train.
-
-    The order comes from a hash of (seed, id), so every shard computes the same split.
-    """
-    missing = sorted(set(held_out) - set(ids))
-    if missing:
-        raise InputError(f"--held-out names structures that are not given: {', '.join(missing)}")
-    n = len(ids)
-    n_test = max(round(test_fraction * n), len(held_out))
-    n_val = round(val_fraction * n)
-    if n - n_test - n_val < 1:
-        raise InputError(
-            f"{n} structures leave none to train on with {n_test} test and {n_val} validation"
-        )
-    held = sorted(held_out)
-    rest = sorted((s for s in ids if s not in set(held)), key=lambda s: stable_hash(seed, s))
-    order = held + rest
-    return {
-        s: ("test" if k < n_test else "val" if k < n_test + n_val else "train")
-        for k, s in enumerate(order)
-    }
-
-
-def _center(structure) -> np.ndarray:
-    """Centroid of the atoms, (z, y, x) Å."""
-    xyz = np.array([a.pos.tolist() for r in structure[0] for res in r for a in res])
-    return xyz.mean(axis=0)[::-1].copy()
-
-
 def simulate_structure(
     path: Path, config: BuildConfig, rng: np.random.Generator
 ) -> tuple[dict[float, np.ndarray], dict]:
@@ -231,12 +139,12 @@ def simulate_structure(
     from densitydiff.filters import zscore
     from densitydiff.rotations import random_rotations
     from densitydiff.simulate.density import simulate_map
-    from densitydiff.structures import read_structure
+    from densitydiff.structures import centroid, read_structure
 
     if not path.exists():
         raise InputError(f"structure file not found: {path}")
     structure = read_structure(path, fix_elements=config.fix_elements)
-    center = _center(structure)
+    center = centroid(structure[0])
     res = config.resolutions
     P = config.patch
     per_rot = [
@@ -316,70 +224,6 @@ def simulate_structure(
     return arrays, meta
 
 
-def array_name(resolution: float) -> str:
-    """Name of the array holding the patches at `resolution` Å: 2.0 -> 'r2', 2.5 -> 'r2.5'."""
-    return f"r{float(resolution):g}"
-
-
-def _compressors(name: str):
-    if name == "none":
-        return None
-    if name == "blosc":
-        from zarr.codecs import BloscCodec
-
-        return (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),)
-    from zarr.codecs import ZstdCodec
-
-    return (ZstdCodec(level=3),)
-
-
-def write_structure(
-    store: Path,
-    sid: str,
-    arrays: dict[float, np.ndarray],
-    meta: dict,
-    config: BuildConfig,
-    *,
-    source: str = "",
-) -> None:
-    """Write one structure's patches; its group is marked complete last, so a crash shows."""
-    import zarr
-
-    group = zarr.open_group(
-        store / "structures" / sid,
-        mode="w",
-        attributes={"structure_id": sid, "complete": False},
-        zarr_format=3,
-    )
-    n = int(next(iter(arrays.values())).shape[0])
-    P = config.patch
-    for r in config.resolutions:
-        a = group.create_array(
-            name=array_name(r),
-            shape=(n, P, P, P),
-            chunks=(1, P, P, P),
-            dtype=config.dtype,
-            compressors=_compressors(config.compressor),
-            fill_value=0.0,
-        )
-        a[...] = arrays[r].astype(config.dtype)
-    _mark_complete(group, {"structure_id": sid, "source": source, "n_patches": n, **meta})
-
-
-def _mark_complete(group, record: dict) -> None:
-    """The last write of a structure: its metadata with complete=True (one atomic file write)."""
-    group.attrs.update({**record, "complete": True})
-
-
-def is_complete(store: Path, sid: str) -> bool:
-    """True when the structure's group exists and was marked complete (its last write)."""
-    try:
-        text = (store / "structures" / sid / "zarr.json").read_text()
-        return bool(json.loads(text).get("attributes", {}).get("complete", False))
-    except (OSError, ValueError):
-        return False
-
-
 def build_one(store: str, sid: str, path: str, config_json: dict) -> dict:
     """Build one structure into the store (a top-level function, so spawned workers can run it).
 
@@ -418,68 +262,6 @@ def config_from_json(d: dict) -> BuildConfig:
     d["pairs"] = tuple(tuple(p) for p in d["pairs"]) if d.get("pairs") is not None else None
     d["held_out"] = tuple(d.get("held_out", ()))
     return BuildConfig(**d)
-
-
-def _root_attrs(config: BuildConfig, split: dict[str, str], sources: dict[str, str], shard):
-    from densitydiff import __version__
-
-    return {
-        "densitydiff": {
-            "format": FORMAT,
-            "kind": "patch-store",
-            "version": __version__,
-            "build": config.to_json(),
-            "resolutions": list(config.resolutions),
-            "voxel_size": config.voxel_size,
-            "patch": config.patch,
-            "dtype": config.dtype,
-            "pairs": [list(p) for p in config.pairs],
-            "normalisation": "z-score of each whole simulated grid (per structure, rotation, "
-            "resolution); statistics in each structure's attrs['stats']",
-            "split": dict(sorted(split.items())),
-            "sources": dict(sorted(sources.items())),
-            "shard": list(shard) if shard else None,
-        }
-    }
-
-
-def read_root(store: str | os.PathLike) -> dict:
-    """The store's root metadata (attrs['densitydiff']); InputError when it is not a store."""
-    path = Path(store) / "zarr.json"
-    try:
-        attrs = json.loads(path.read_text()).get("attributes", {})
-    except FileNotFoundError:
-        raise InputError(f"not a densitydiff store (no {path})") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"unreadable store metadata {path}: {exc}") from None
-    meta = attrs.get("densitydiff")
-    if not isinstance(meta, dict) or meta.get("kind") != "patch-store":
-        raise InputError(f"{store} is a zarr group but not a densitydiff patch store")
-    if meta.get("format") != FORMAT:
-        raise InputError(f"{store}: store format {meta.get('format')}, this version reads {FORMAT}")
-    return meta
-
-
-def _open_root(store: Path, attrs: dict) -> None:
-    """Create the root group, or check that an existing one was built with the same arguments."""
-    import zarr
-
-    if not (store / "zarr.json").exists():
-        # "w-" never deletes: a shard that starts at the same moment keeps what another wrote
-        try:
-            zarr.open_group(store, mode="w-", attributes=attrs, zarr_format=3)
-        except Exception:  # created meanwhile by another shard: checked below
-            if not (store / "zarr.json").exists():
-                raise
-    old, new = read_root(store), attrs["densitydiff"]
-    for key in ("build", "split"):
-        if old[key] != new[key]:
-            raise InputError(
-                f"{store} was built with different "
-                f"{'arguments' if key == 'build' else 'structures'}; "
-                "resume with the same ones or write a new store"
-            )
-    zarr.open_group(store, mode="r+").require_group("structures")
 
 
 @dataclasses.dataclass
@@ -521,7 +303,7 @@ def build_store(
         ids, config.seed, config.val_fraction, config.test_fraction, config.held_out
     )
     store = Path(out)
-    _open_root(store, _root_attrs(config, split, {s: found[s].name for s in ids}, shard))
+    open_root(store, root_attrs(config, split, {s: found[s].name for s in ids}, shard))
     mine = ids if shard is None else ids[shard[0] :: shard[1]]
     done = [s for s in mine if is_complete(store, s)]
     todo = [s for s in mine if s not in set(done)]
@@ -605,72 +387,3 @@ def merge_stores(shards: Sequence[str | os.PathLike], out: str | os.PathLike) ->
         raise
     missing = sorted(set(first["split"]) - set(copied))
     return {"merged": len(copied), "missing": missing, "out": str(out)}
-
-
-def _dir_bytes(path: Path) -> int:
-    """Bytes on disk of the files under `path` (allocated blocks, as du counts them)."""
-    total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.stat(os.path.join(root, f)).st_blocks * 512
-            except OSError:
-                pass
-    return total
-
-
-def complete_structures(store: str | os.PathLike) -> dict[str, dict]:
-    """{id: group attrs} of the structures whose build finished."""
-    store = Path(store)
-    out = {}
-    base = store / "structures"
-    if not base.is_dir():
-        return out
-    for d in sorted(base.iterdir()):
-        if not d.is_dir():
-            continue
-        try:
-            attrs = json.loads((d / "zarr.json").read_text()).get("attributes", {})
-        except (OSError, ValueError):
-            continue
-        if attrs.get("complete"):
-            out[d.name] = attrs
-    return out
-
-
-def store_info(store: str | os.PathLike) -> dict:
-    """Counts per split and resolution, patch size and bytes of a store."""
-    store = Path(store)
-    meta = read_root(store)
-    done = complete_structures(store)
-    res = meta["resolutions"]
-    splits: dict[str, dict] = {}
-    for name in SPLITS:
-        ids = [s for s, sp in meta["split"].items() if sp == name]
-        built = [s for s in ids if s in done]
-        patches = sum(int(done[s]["n_patches"]) for s in built)
-        splits[name] = {
-            "structures": len(built),
-            "structures_missing": len(ids) - len(built),
-            "patches": patches,
-            "patches_per_resolution": {f"{r:g}": patches for r in res},
-            "bytes_per_resolution": {
-                f"{r:g}": sum(_dir_bytes(store / "structures" / s / array_name(r)) for s in built)
-                for r in res
-            },
-        }
-    itemsize = 2 if meta["dtype"] == "float16" else 4
-    n_all = sum(v["patches"] for v in splits.values())
-    return {
-        "path": str(store),
-        "version": meta["version"],
-        "patch": meta["patch"],
-        "voxel_size": meta["voxel_size"],
-        "resolutions": res,
-        "pairs": meta["pairs"],
-        "dtype": meta["dtype"],
-        "shard": meta["shard"],
-        "splits": splits,
-        "bytes_on_disk": _dir_bytes(store),
-        "bytes_uncompressed": n_all * len(res) * meta["patch"] ** 3 * itemsize,
-    }
