@@ -129,6 +129,34 @@ def find_structures(inputs: Iterable[str | os.PathLike]) -> dict[str, Path]:
     return out
 
 
+def _patches_per_rotation(config: BuildConfig) -> list[int]:
+    """`patches_per_structure` shared out over the rotations, the first ones taking the rest."""
+    n, k = config.patches_per_structure, config.rotations
+    return [n // k + (1 if i < n % k else 0) for i in range(k)]
+
+
+def _simulate_rotated(structure, center, rotation, config: BuildConfig):
+    """(grid, {resolution: array}): every resolution of the turned structure on one grid, a box
+    of `padding` Å around the atoms grown to at least one patch."""
+    from densitydiff.simulate.density import simulate_map, simulation_grid
+
+    grid = simulation_grid(
+        structure, config.voxel_size, padding=config.padding, center=center, rotation=rotation
+    )
+    if any(s < config.patch for s in grid.shape):
+        shape = tuple(max(s, config.patch) for s in grid.shape)
+        grid = simulation_grid(
+            structure, config.voxel_size, shape=shape, center=center, rotation=rotation
+        )
+    maps = {
+        r: simulate_map(
+            structure, r, like=grid, center=center, rotation=rotation, scattering=config.scattering
+        ).array
+        for r in config.resolutions
+    }
+    return grid, maps
+
+
 def simulate_structure(
     path: Path, config: BuildConfig, rng: np.random.Generator
 ) -> tuple[dict[float, np.ndarray], dict]:
@@ -136,70 +164,32 @@ def simulate_structure(
 
     Returns ({resolution: (n, P, P, P) float32}, metadata).
     """
+    from densitydiff.data.patches import choose_patch_origins
     from densitydiff.filters import zscore
     from densitydiff.rotations import random_rotations
-    from densitydiff.simulate.density import simulate_map
     from densitydiff.structures import centroid, read_structure
 
     if not path.exists():
         raise InputError(f"structure file not found: {path}")
     structure = read_structure(path, fix_elements=config.fix_elements)
     center = centroid(structure[0])
-    res = config.resolutions
-    P = config.patch
-    per_rot = [
-        config.patches_per_structure // config.rotations
-        + (1 if k < config.patches_per_structure % config.rotations else 0)
-        for k in range(config.rotations)
-    ]
+    res, P = config.resolutions, config.patch
     patches: dict[float, list[np.ndarray]] = {r: [] for r in res}
     meta: dict = {"rotations": [], "grids": [], "stats": {f"{r:g}": [] for r in res}}
     meta["patch_rotation"], meta["patch_origin"] = [], []
-    for k in range(config.rotations):
+    for k, n_patches in enumerate(_patches_per_rotation(config)):
         rotation = random_rotations(1, rng, scalar_last=True)[0]  # acts on (z, y, x)
-        finest = simulate_map(
-            structure,
-            res[0],
-            config.voxel_size,
-            padding=config.padding,
-            center=center,
-            rotation=rotation,
-            scattering=config.scattering,
-        )
-        if any(s < P for s in finest.shape):  # small structure: grow the box to one patch
-            shape = tuple(max(s, P) for s in finest.shape)
-            finest = simulate_map(
-                structure,
-                res[0],
-                config.voxel_size,
-                shape=shape,
-                center=center,
-                rotation=rotation,
-                scattering=config.scattering,
-            )
-        grids = {res[0]: finest.array}
-        for r in res[1:]:
-            m = simulate_map(
-                structure,
-                r,
-                config.voxel_size,
-                like=finest,
-                center=center,
-                rotation=rotation,
-                scattering=config.scattering,
-            )
-            grids[r] = m.array
+        grid, maps = _simulate_rotated(structure, center, rotation, config)
         # z-score each whole grid, as inference normalises the whole input map
         normed = {}
         for r in res:
-            normed[r], (mean, std) = zscore(grids[r])
+            normed[r], (mean, std) = zscore(maps[r])
             meta["stats"][f"{r:g}"].append([float(mean), float(std)])
-        from densitydiff.data.patches import choose_patch_origins
-
+        # the coarsest map decides where the molecule is
         origins = choose_patch_origins(
             normed[res[-1]],
             P,
-            per_rot[k],
+            n_patches,
             rng,
             threshold=config.threshold,
             min_fraction=config.min_fraction,
@@ -213,9 +203,9 @@ def simulate_structure(
         meta["rotations"].append(np.asarray(rotation, dtype=float).round(12).tolist())
         meta["grids"].append(
             {
-                "shape": [int(s) for s in finest.shape],
-                "origin": [float(v) for v in finest.origin],
-                "voxel_size": [float(v) for v in finest.voxel_size],
+                "shape": [int(s) for s in grid.shape],
+                "origin": [float(v) for v in grid.origin],
+                "voxel_size": [float(v) for v in grid.voxel_size],
             }
         )
     meta["center"] = [float(v) for v in center]
