@@ -11,6 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from densitydiff.errors import InputError
 from densitydiff.formats import cryosparc, mrcs, particles, star
+from densitydiff.formats.ctf import load_ctf, save_ctf
 from densitydiff.rotations import random_rotations
 from tests.conftest import TESTDATA
 
@@ -23,7 +24,7 @@ def test_cs_parses_to_cryodrgn_reference_poses_and_ctf():
     np.testing.assert_allclose(rot, ref_rot, atol=1e-6)
     np.testing.assert_allclose(trans, ref_trans, atol=1e-7)
     ctf = cryosparc.ctf_from_cs(cs)
-    ref = particles.load_ctf(TESTDATA / "ctf2.pkl")
+    ref = load_ctf(TESTDATA / "ctf2.pkl")
     assert ctf.dtype == np.float32 and ctf.shape == (2019, 9)
     np.testing.assert_array_equal(ctf, ref)
 
@@ -204,11 +205,11 @@ def test_bad_particle_files(tmp_path):
     (tmp_path / "junk.mrcs").write_bytes(b"not an mrc file" * 100)
     with pytest.raises(InputError):
         particles.read_particles(tmp_path / "junk.mrcs")
-    particles.save_ctf(tmp_path / "ok.pkl", np.zeros((2, 9)))
+    save_ctf(tmp_path / "ok.pkl", np.zeros((2, 9)))
     with open(tmp_path / "wrong.pkl", "wb") as fh:
         pickle.dump(np.zeros((2, 8), np.float32), fh)
     with pytest.raises(InputError):
-        particles.load_ctf(tmp_path / "wrong.pkl")
+        load_ctf(tmp_path / "wrong.pkl")
     with open(tmp_path / "skew.pkl", "wb") as fh:
         pickle.dump((np.ones((2, 3, 3), np.float32), np.zeros((2, 2), np.float32)), fh)
     with pytest.raises(InputError, match="orthonormal"):

@@ -18,18 +18,6 @@ from densitydiff.formats.mrcs import read_stack
 from densitydiff.formats.pkl import load_pickle, load_pickles, save_pickles
 from densitydiff.outputs import atomic_path
 
-CTF_COLUMNS = (
-    "D",
-    "pixel_size",
-    "defocus_u",
-    "defocus_v",
-    "defocus_angle",
-    "voltage",
-    "cs",
-    "amplitude_contrast",
-    "phase_shift",
-)
-
 
 def read_particles(path: str | os.PathLike, lazy: bool = False) -> np.ndarray:
     """Images (N, D, D) float32 from an .mrcs/.mrc stack, a .txt list of stacks, or a .star file.
@@ -96,27 +84,6 @@ def _check_poses(rot: np.ndarray, trans: np.ndarray | None, path: Path) -> None:
     err = np.abs(rot @ rot.transpose(0, 2, 1) - np.eye(3)).max() if len(rot) else 0.0
     if err > 1e-3:
         raise InputError(f"{path}: rotations are not orthonormal (max |R R^T - I| = {err:.2g})")
-
-
-def save_ctf(path: str | os.PathLike, params: np.ndarray) -> None:
-    """Write cryoDRGN's ctf.pkl (float32 N x 9)."""
-    params = np.asarray(params, dtype=np.float32)
-    _check_ctf(params, Path(path))
-    save_pickles(path, params)
-
-
-def load_ctf(path: str | os.PathLike) -> np.ndarray:
-    """Read ctf.pkl as float32 (N, 9)."""
-    params = np.asarray(load_pickle(path), dtype=np.float32)
-    _check_ctf(params, Path(path))
-    return params
-
-
-def _check_ctf(params: np.ndarray, path: Path) -> None:
-    if params.ndim != 2 or params.shape[1] != 9:
-        raise InputError(f"{path}: CTF parameters must be (N, 9), got {params.shape}")
-    if not np.all(np.isfinite(params)):
-        raise InputError(f"{path}: CTF parameters contain NaN or infinite values")
 
 
 def save_z(path: str | os.PathLike, mu: np.ndarray, logvar: np.ndarray | None = None) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from densitydiff.errors import InputError
+from densitydiff.formats.ctf import CTFParams
 from densitydiff.outputs import atomic_path
 
 
@@ -86,20 +87,17 @@ def box_size(df, D: int | None = None) -> np.ndarray:
 
 def ctf_from_star(df, D: int | None = None, pixel: float | None = None) -> np.ndarray:
     """ctf.pkl rows (N, 9) float32 from a particle table."""
-    out = np.stack(
-        [
-            box_size(df, D),
-            pixel_size(df, pixel),
-            _column(df, "rlnDefocusU"),
-            _column(df, "rlnDefocusV"),
-            _column(df, "rlnDefocusAngle"),
-            _column(df, "rlnVoltage"),
-            _column(df, "rlnSphericalAberration"),
-            _column(df, "rlnAmplitudeContrast"),
-            _column(df, "rlnPhaseShift", 0.0),
-        ],
-        axis=1,
-    ).astype(np.float32)
+    out = CTFParams(
+        D=box_size(df, D),
+        pixel_size=pixel_size(df, pixel),
+        defocus_u=_column(df, "rlnDefocusU"),
+        defocus_v=_column(df, "rlnDefocusV"),
+        defocus_angle=_column(df, "rlnDefocusAngle"),
+        voltage=_column(df, "rlnVoltage"),
+        cs=_column(df, "rlnSphericalAberration"),
+        amplitude_contrast=_column(df, "rlnAmplitudeContrast"),
+        phase_shift=_column(df, "rlnPhaseShift", 0.0),
+    ).to_array()
     if not np.all(np.isfinite(out)):
         raise InputError(f"{df.attrs.get('path', 'STAR file')}: CTF columns hold non-numbers")
     return out
@@ -188,7 +186,8 @@ def write_star(
     if p.ndim != 2 or p.shape[1] != 9:
         raise InputError(f"CTF parameters must be (N, 9), got {p.shape}")
     n = len(p)
-    keys = [tuple(row) for row in p[:, [0, 1, 5, 6, 7]]]
+    c = CTFParams(*p.T)
+    keys = list(zip(c.D, c.pixel_size, c.voltage, c.cs, c.amplitude_contrast))
     groups: dict[tuple, int] = {}
     for key in keys:
         groups.setdefault(key, len(groups) + 1)
@@ -207,16 +206,17 @@ def write_star(
     data = {
         "rlnImageName": [f"{i + 1:06d}@{stack}" for i in range(n)],
         "rlnOpticsGroup": [groups[k] for k in keys],
-        "rlnDefocusU": p[:, 2],
-        "rlnDefocusV": p[:, 3],
-        "rlnDefocusAngle": p[:, 4],
-        "rlnPhaseShift": p[:, 8],
+        "rlnDefocusU": c.defocus_u,
+        "rlnDefocusV": c.defocus_v,
+        "rlnDefocusAngle": c.defocus_angle,
+        "rlnPhaseShift": c.phase_shift,
     }
     if rotations is not None:
         euler = matrix_to_euler(np.asarray(rotations, dtype=np.float64).reshape(n, 3, 3))
         data.update(rlnAngleRot=euler[:, 0], rlnAngleTilt=euler[:, 1], rlnAnglePsi=euler[:, 2])
     if translations is not None:
-        t = np.asarray(translations, dtype=np.float64).reshape(n, 2) * p[:, :1] * p[:, 1:2]
+        t = np.asarray(translations, dtype=np.float64).reshape(n, 2)
+        t = t * c.D[:, None] * c.pixel_size[:, None]  # fraction of the box -> Å
         data.update(rlnOriginXAngst=t[:, 0], rlnOriginYAngst=t[:, 1])
     for name, values in (extra or {}).items():
         data[name] = np.asarray(values)
