@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from densitydiff.errors import InputError
+from densitydiff.maps import voxel_triple
 from densitydiff.outputs import atomic_path
 
 
@@ -354,8 +355,7 @@ def _check_image_arguments(n_images, box, pixel_size, snr, chunk_size) -> None:
         raise InputError(f"--n-images must be at least 1, got {n_images}")
     if box < 8 or box % 2:
         raise InputError(f"the box must be an even number of pixels >= 8, got {box}")
-    if not (pixel_size > 0 and math.isfinite(pixel_size)):
-        raise InputError(f"pixel size must be positive, got {pixel_size}")
+    voxel_triple(pixel_size, "pixel size")
     if not (snr > 0):
         raise InputError(f"SNR must be positive (inf for noiseless images), got {snr}")
     if chunk_size < 1:
