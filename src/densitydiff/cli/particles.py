@@ -100,8 +100,11 @@ def particles(
     )  # fmt: skip
     record = hetero.simulate_particles(
         output, source, n_images=n_images, box=box, pixel_size=pixel_size, snr=snr, seed=seed,
-        defocus=defocus, astigmatism=astigmatism, max_shift=max_shift, voltage=voltage, cs=cs,
-        amplitude_contrast=amplitude_contrast, chunk_size=chunk_size,
+        acquisition=hetero.Acquisition(
+            defocus=defocus, astigmatism=astigmatism, max_shift=max_shift, voltage=voltage,
+            cs=cs, amplitude_contrast=amplitude_contrast,
+        ),
+        chunk_size=chunk_size,
         device=_device(device), progress=sys.stderr.isatty(),
         command="densitydiff " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )  # fmt: skip

@@ -257,6 +257,24 @@ def discrete_source(
     )
 
 
+@dataclass(frozen=True)
+class Acquisition:
+    """How each image's pose and CTF are drawn, and the microscope that forms it."""
+
+    defocus: tuple[float, float] = (10000.0, 25000.0)  # Å, uniform in [MIN, MAX]
+    astigmatism: float = 200.0  # Å, dfU - dfV uniform in [0, astigmatism]
+    max_shift: float = 3.0  # pixels, shifts uniform in [-max_shift, max_shift]
+    voltage: float = 300.0  # kV
+    cs: float = 2.7  # mm
+    amplitude_contrast: float = 0.1  # w
+
+    def __post_init__(self) -> None:
+        d0, d1 = (float(d) for d in self.defocus)
+        if not (0 < d0 <= d1) or not math.isfinite(d1):
+            raise InputError(f"defocus range must satisfy 0 < MIN <= MAX (Å), got {self.defocus!r}")
+        object.__setattr__(self, "defocus", (d0, d1))
+
+
 @dataclass
 class ImageParameters:
     """Per-image draws: state, rotation (cryoDRGN pose), shift in pixels (x, y), ctf.pkl row."""
@@ -273,26 +291,19 @@ def draw_parameters(
     box: int,
     pixel_size: float,
     rng: np.random.Generator,
-    *,
-    defocus=(10000.0, 25000.0),
-    astigmatism: float = 200.0,
-    max_shift: float = 3.0,
-    voltage: float = 300.0,
-    cs: float = 2.7,
-    amplitude_contrast: float = 0.1,
+    acquisition: Acquisition = Acquisition(),
 ) -> ImageParameters:
     """Draw each image's state, uniform random rotation, uniform shift and CTF, in that order."""
     from densitydiff.formats.ctf import CTFParams
     from densitydiff.rotations import random_rotations
 
-    d0, d1 = (float(d) for d in defocus)
-    if not (0 < d0 <= d1) or not math.isfinite(d1):
-        raise InputError(f"defocus range must satisfy 0 < MIN <= MAX (Å), got {defocus!r}")
+    a = acquisition
+    d0, d1 = a.defocus
     states = rng.choice(source.n_states, size=n_images, p=source.weights)
     rotations = random_rotations(n_images, rng)
-    shifts = rng.uniform(-max_shift, max_shift, size=(n_images, 2))
+    shifts = rng.uniform(-a.max_shift, a.max_shift, size=(n_images, 2))
     dfu = rng.uniform(d0, d1, size=n_images)
-    dfv = dfu - rng.uniform(0.0, astigmatism, size=n_images)
+    dfv = dfu - rng.uniform(0.0, a.astigmatism, size=n_images)
     dfang = rng.uniform(-180.0, 180.0, size=n_images)
     ctf = CTFParams(
         D=box,
@@ -300,9 +311,9 @@ def draw_parameters(
         defocus_u=dfu,
         defocus_v=dfv,
         defocus_angle=dfang,
-        voltage=voltage,
-        cs=cs,
-        amplitude_contrast=amplitude_contrast,
+        voltage=a.voltage,
+        cs=a.cs,
+        amplitude_contrast=a.amplitude_contrast,
         phase_shift=0.0,
     )
     return ImageParameters(states, rotations, shifts, ctf.to_array())
@@ -445,12 +456,7 @@ def simulate_particles(
     pixel_size: float,
     snr: float,
     seed: int = 0,
-    defocus=(10000.0, 25000.0),
-    astigmatism: float = 200.0,
-    max_shift: float = 3.0,
-    voltage: float = 300.0,
-    cs: float = 2.7,
-    amplitude_contrast: float = 0.1,
+    acquisition: Acquisition = Acquisition(),
     chunk_size: int = 256,
     device=None,
     progress: bool = True,
@@ -469,10 +475,7 @@ def simulate_particles(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    p = draw_parameters(
-        source, n_images, box, pixel_size, rng, defocus=defocus, astigmatism=astigmatism,
-        max_shift=max_shift, voltage=voltage, cs=cs, amplitude_contrast=amplitude_contrast,
-    )  # fmt: skip
+    p = draw_parameters(source, n_images, box, pixel_size, rng, acquisition)
     bar = tqdm(total=2 * n_images, desc="simulate particles", unit="img", disable=not progress)
     with ParticleWriter(out / "particles.mrcs", n_images, box, pixel_size) as writer:
         signal_var = _write_clean_images(
@@ -483,42 +486,53 @@ def simulate_particles(
     bar.close()
     _write_metadata(out, source, p, box)
     record = _record(
-        source, command=command, n_images=n_images, box=box, pixel_size=pixel_size, snr=snr,
-        signal_var=signal_var, sigma=sigma, seed=seed, defocus=defocus,
-        astigmatism=astigmatism, max_shift=max_shift, voltage=voltage, cs=cs,
-        amplitude_contrast=amplitude_contrast, chunk_size=chunk_size,
+        source, acquisition, command=command, n_images=n_images, box=box,
+        pixel_size=pixel_size, snr=snr, signal_var=signal_var, sigma=sigma, seed=seed,
+        chunk_size=chunk_size,
     )  # fmt: skip
     with atomic_path(out / "dataset.json") as tmp:
         Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 
-def _record(source: Source, *, command, snr, signal_var, sigma, defocus, **options) -> dict:
+def _record(
+    source: Source,
+    a: Acquisition,
+    *,
+    command: str | None,
+    n_images: int,
+    box: int,
+    pixel_size: float,
+    snr: float,
+    signal_var: float,
+    sigma: float,
+    seed: int,
+    chunk_size: int,
+) -> dict:
     """dataset.json: what was simulated, how, and with which versions."""
     import torch
 
-    o = options
     return {
         "densitydiff_version": _version(),
         "command": command,
         "heterogeneity": source.kind,
         "source": source.params,
-        "n_images": o["n_images"],
-        "box": o["box"],
-        "pixel_size": o["pixel_size"],
+        "n_images": n_images,
+        "box": box,
+        "pixel_size": pixel_size,
         "snr": None if math.isinf(snr) else snr,
         "snr_definition": "signal variance / noise variance; signal variance = mean over all "
         "clean (CTF-applied) images of each image's pixel variance over the whole box",
         "signal_variance": signal_var,
         "noise_sigma": sigma,
-        "seed": o["seed"],
-        "defocus_range_A": [float(d) for d in defocus],
-        "astigmatism_A": o["astigmatism"],
-        "max_shift_px": o["max_shift"],
-        "voltage_kV": o["voltage"],
-        "cs_mm": o["cs"],
-        "amplitude_contrast": o["amplitude_contrast"],
-        "chunk_size": o["chunk_size"],
+        "seed": seed,
+        "defocus_range_A": list(a.defocus),
+        "astigmatism_A": a.astigmatism,
+        "max_shift_px": a.max_shift,
+        "voltage_kV": a.voltage,
+        "cs_mm": a.cs,
+        "amplitude_contrast": a.amplitude_contrast,
+        "chunk_size": chunk_size,
         "n_states": source.n_states,
         "state_coordinates": source.coordinates.tolist(),
         "state_weights": source.weights.tolist(),
