@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import gemmi
+import numpy as np
 
 from densitydiff.elements import infer_elements, pdb_blank_elements
 from densitydiff.errors import InputError
@@ -23,10 +24,38 @@ INFERRED_KEY = "densitydiff.elements_inferred"  # Structure.info key: how many w
 # Elements that occur in the standard amino acids and nucleotides.
 _POLYMER_ELEMENTS = {"C", "N", "O", "S", "P", "H", "D"}
 
+PDB_SUFFIXES = (".pdb", ".ent")
+CIF_SUFFIXES = (".cif", ".mmcif")
+STRUCTURE_SUFFIXES = (*PDB_SUFFIXES, *CIF_SUFFIXES)  # each also with .gz
+
+
+def is_structure_file(path: str | os.PathLike) -> bool:
+    """True when the name ends in a PDB/mmCIF suffix, optionally followed by .gz."""
+    return Path(path).name.lower().removesuffix(".gz").endswith(STRUCTURE_SUFFIXES)
+
+
+def structure_id(path: str | os.PathLike) -> str:
+    """File name without .gz and its structure suffix: 1orc.pdb.gz -> 1orc (else the stem)."""
+    name = Path(path).name
+    if name.lower().endswith(".gz"):
+        name = name[:-3]
+    for suffix in STRUCTURE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def centroid(model: gemmi.Model) -> np.ndarray:
+    """Mean position of the model's atoms, (z, y, x) Å."""
+    pos = np.array([[a.pos.z, a.pos.y, a.pos.x] for cra in model.all() for a in [cra.atom]])
+    if len(pos) == 0:
+        raise InputError("the structure has no atoms")
+    return pos.mean(axis=0)
+
 
 def _is_pdb_text(path: Path) -> bool:
     name = path.name.lower().removesuffix(".gz")
-    return name.endswith((".pdb", ".ent", ".pdb1")) or not name.endswith((".cif", ".mmcif"))
+    return name.endswith((*PDB_SUFFIXES, ".pdb1")) or not name.endswith(CIF_SUFFIXES)
 
 
 def _name_element(atom_name: str) -> str:
@@ -160,6 +189,7 @@ def read_structure(
     fix_elements: bool = False,
     strict_elements: bool = False,
     quiet: bool = False,
+    all_models: bool = False,
 ) -> gemmi.Structure:
     """Read model 1 of a PDB/mmCIF file (.gz too), inferring blank element columns.
 
@@ -167,7 +197,8 @@ def read_structure(
     `inferred_elements(st)`); `strict_elements=True` refuses any blank instead.
     `fix_elements=True` also overrides element columns that contradict the atom names in
     standard residues (force-field files that wrote "Ca" for alpha carbons) instead of refusing.
-    Raises InputError for a missing or unreadable file, no atoms, or bad elements.
+    `all_models=True` keeps every model (a trajectory) and checks each. Raises InputError for a
+    missing or unreadable file, no atoms, or bad elements.
     """
     path = Path(path)
     if not path.is_file():
@@ -178,20 +209,9 @@ def read_structure(
         raise InputError(f"{path}: not a readable PDB/mmCIF file ({exc})") from None
     if len(st) == 0 or st[0].count_atom_sites() == 0:
         raise InputError(f"{path}: the file holds no atoms")
-    while len(st) > 1:
+    while len(st) > 1 and not all_models:
         del st[1]
-    if fix_elements and not strict_elements:  # the old repair: guesses where ambiguous too
-        inferred = infer_elements(st, pdb_blank_elements(path) if _is_pdb_text(path) else None)
-        _fix_elements(st[0])
-        st.info[INFERRED_KEY] = str(inferred.inferred)
-    else:
-        resolve_elements(st, path, strict=strict_elements, quiet=quiet)
-        problems = _element_problems(st[0])
-        if problems:
-            raise InputError(
-                f"{path}: bad element symbols: {'; '.join(problems)}. Pass fix_elements=True "
-                "(CLI: --fix-elements) to set elements from the atom names"
-            )
+    _check_elements(st, path, fix_elements, strict_elements, quiet)
     st.setup_entities()
     if remove_hydrogens:
         st.remove_hydrogens()
@@ -200,6 +220,26 @@ def read_structure(
     if remove_waters:
         st.remove_waters()
     st.remove_empty_chains()
-    if st[0].count_atom_sites() == 0:
+    if any(model.count_atom_sites() == 0 for model in st):
         raise InputError(f"{path}: no atoms left after removing waters/hydrogens/ligands")
     return st
+
+
+def _check_elements(
+    st: gemmi.Structure, path: Path, fix_elements: bool, strict: bool, quiet: bool
+) -> None:
+    """Infer blank element columns in every model (`resolve_elements`), then refuse elements
+    that contradict the atom names, or repair those too (`fix_elements`)."""
+    if fix_elements and not strict:  # the old repair: guesses where ambiguous too
+        inferred = infer_elements(st, pdb_blank_elements(path) if _is_pdb_text(path) else None)
+        for model in st:
+            _fix_elements(model)
+        st.info[INFERRED_KEY] = str(inferred.inferred)
+        return
+    resolve_elements(st, path, strict=strict, quiet=quiet)
+    problems = next((p for p in map(_element_problems, st) if p), [])
+    if problems:
+        raise InputError(
+            f"{path}: bad element symbols: {'; '.join(problems)}. Pass fix_elements=True "
+            "(CLI: --fix-elements) to set elements from the atom names"
+        )

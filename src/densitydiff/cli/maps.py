@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-STRUCTURE_SUFFIXES = (".pdb", ".cif", ".ent", ".mmcif")
 MIN_OVERLAP = 0.5  # --resample refuses pairs whose boxes share less of the smaller box
 
 
@@ -19,7 +18,7 @@ def info(
 
     Example: densitydiff info emd_5168_monomer.mrc
     """
-    from densitydiff.maps import read_map
+    from densitydiff.formats.maps import read_map
 
     m = read_map(path)
     a = m.array
@@ -42,15 +41,10 @@ def info(
         print(f"{key:15s} {value}")
 
 
-def _is_structure(path: Path) -> bool:
-    name = path.name.lower().removesuffix(".gz")
-    return name.endswith(STRUCTURE_SUFFIXES)
-
-
 def _pair_on_one_grid(a_path: Path, b_path: Path, resample: bool):
     """Read two maps; put the second on the first's grid, or refuse when grids differ."""
     from densitydiff.errors import InputError
-    from densitydiff.maps import read_map
+    from densitydiff.formats.maps import read_map
 
     a, b = read_map(a_path), read_map(b_path)
     if not a.same_grid(b):
@@ -82,7 +76,7 @@ def _read_mask(path: Path | None, like):
     if path is None:
         return None
     from densitydiff.errors import InputError
-    from densitydiff.maps import read_map
+    from densitydiff.formats.maps import read_map
 
     mask = read_map(path)
     if not mask.same_grid(like):
@@ -239,10 +233,11 @@ def compare(
     """
     from densitydiff import metrics
     from densitydiff.errors import InputError
-    from densitydiff.maps import read_map
+    from densitydiff.formats.maps import read_map
+    from densitydiff.structures import is_structure_file
 
     structure = None
-    if _is_structure(reference):
+    if is_structure_file(reference):
         from densitydiff.simulate.density import simulate_map
         from densitydiff.structures import read_structure
 

@@ -51,7 +51,7 @@ def sharpen(
     import time
 
     from densitydiff.errors import InputError
-    from densitydiff.maps import MAP_SUFFIXES, read_map, write_map
+    from densitydiff.formats.maps import MAP_SUFFIXES, read_map, write_map
     from densitydiff.outputs import atomic_path
 
     start = time.perf_counter()

@@ -7,8 +7,8 @@ DPM-Solver++ (Lu et al. 2022) with K steps through diffusers' schedulers, built 
 via `trained_betas` so training and sampling share one schedule.
 
 Everything works in the normalised (z-scored) space; callers map samples back. Because z-scored
-density is not bounded, a sampler may drift outside the range the data ever takes (the earlier
-attempt saw intensities leave the expected range). `clip_x0=(lo, hi)` clamps every x0 prediction
+density is not bounded, a sampler may drift outside the range the data ever takes.
+`clip_x0=(lo, hi)` clamps every x0 prediction
 to [lo, hi] and re-expresses the model output consistently with the clamped x0, which works the
 same for all three samplers; choose the bounds from the training targets (e.g. their min/max
 with a margin). Off by default.

@@ -98,7 +98,7 @@ def _run_store_geometry(ckpt_path: Path) -> tuple[float, int, list[str], bool]:
         store = Path(argv[argv.index("--data") + 1])
         if not store.is_absolute():
             store = run_dir.parent / store if not store.exists() else store
-        from densitydiff.data.store import read_root
+        from densitydiff.data.layout import read_root
 
         meta = read_root(store)
         return float(meta["voxel_size"]), int(meta["patch"]), structures, False
