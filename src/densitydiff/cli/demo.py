@@ -13,7 +13,7 @@ def demo(
         None,
         "--checkpoint",
         "-c",
-        help="Model instead of the packaged ones ('default', 'unet' or a file); repeatable.",
+        help="Model instead of the packaged ones ('default', 'regression' or a file); repeatable.",
     ),
     samples: int = typer.Option(4, "--samples", help="Samples per generative model (std map)."),
     sampler: str | None = typer.Option(None, "--sampler", help="ddpm | ddim | dpmpp"),
@@ -27,7 +27,7 @@ def demo(
 
     Example: densitydiff demo -o demo_out
     """
-    from densitydiff.demo import DEMO_STRUCTURE, run_demo
+    from densitydiff.sharpen.demo import DEMO_STRUCTURE, run_demo
     from densitydiff.sharpen.evaluate import format_table
 
     print(f"densitydiff demo: {DEMO_STRUCTURE} (held out from training), 4 Å → 2 Å")

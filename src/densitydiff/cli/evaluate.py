@@ -13,7 +13,7 @@ def evaluate(
         None,
         "--checkpoint",
         "-c",
-        help="Model: 'default', 'unet' or a .pt/.ckpt path; repeat for several. "
+        help="Model: 'default', 'regression' or a .pt/.ckpt path; repeat for several. "
         "Default: the packaged DDPM and the packaged regression U-Net.",
     ),
     input_resolution: float = typer.Option(4.0, "--input-resolution", help="Input map (Å)."),
@@ -46,7 +46,6 @@ def evaluate(
     import json
 
     from densitydiff.errors import InputError
-    from densitydiff.report import results_json, structure_figures, write_csv, write_report
     from densitydiff.sharpen.evaluate import (
         check_resolutions,
         check_sampling,
@@ -54,13 +53,14 @@ def evaluate(
         format_table,
         summarise,
     )
+    from densitydiff.sharpen.report import results_json, structure_figures, write_csv, write_report
 
     check_resolutions(input_resolution, target_resolution)
     missing = [str(p) for p in structures if not p.is_file()]
     if missing:
         raise InputError(f"structure file not found: {', '.join(missing)}")
     check_sampling(sampler, steps)
-    models = [] if no_models else (list(checkpoint) if checkpoint else ["default", "unet"])
+    models = [] if no_models else (list(checkpoint) if checkpoint else ["default", "regression"])
     figures: dict = {}
 
     def on_result(ev) -> None:

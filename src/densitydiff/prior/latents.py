@@ -53,7 +53,7 @@ def load_latents(path: str | os.PathLike) -> Latents:
     """Read latents: z.pkl (restricted unpickler; 1st pickle means, 2nd log-variances), .npy, .pt.
 
     A .pt file may hold a tensor (means) or a tuple/list (means, log-variances), loaded with
-    torch.load(weights_only=True). Raises InputError on a missing, unsafe or malformed file.
+    densitydiff.torchfile (weights only). Raises InputError on a missing, unsafe or malformed file.
     """
     path = Path(path)
     if not path.is_file():
@@ -69,13 +69,9 @@ def load_latents(path: str | os.PathLike) -> Latents:
         except (ValueError, OSError, EOFError) as err:
             raise InputError(f"{path}: not a readable .npy array ({err})") from None
     elif suffix in (".pt", ".pth"):
-        import torch
+        from densitydiff.torchfile import read_torch_file
 
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
-            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise InputError(f"{path}: not a readable weights-only torch file ({msg})") from None
+        obj = read_torch_file(path, "weights-only torch file")
         objs = list(obj) if isinstance(obj, (tuple, list)) else [obj]
         objs = [o.detach().cpu().numpy() if hasattr(o, "detach") else o for o in objs]
     else:

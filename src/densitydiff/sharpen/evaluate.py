@@ -22,7 +22,6 @@ from densitydiff.sharpen.baselines import BASELINES
 METRICS = ("fsc_0.5", "fsc_0.143", "fsc_auc", "psnr", "ssim", "cc_box", "cc_mask")
 ROW_KEYS = ("structure", "method", *METRICS, "seconds", "b_factor")
 MASK_RADIUS = 3.0  # Å, CC_mask's atom mask
-SAMPLERS = ("ddpm", "ddim", "dpmpp", "dpmsolver++")
 
 
 @dataclass
@@ -55,10 +54,11 @@ def check_resolutions(input_resolution: float, target_resolution: float) -> tupl
 
 def check_sampling(sampler: str | None, steps: int | None) -> None:
     """A known sampler name and a positive number of steps (None: the model's own)."""
-    if sampler is not None and sampler not in SAMPLERS:
-        raise InputError(f"unknown sampler {sampler!r}: use ddpm, ddim or dpmpp")
-    if steps is not None and int(steps) < 1:
-        raise InputError(f"steps must be >= 1, got {steps}")
+    from densitydiff.diffusion.sampling import check_steps, sampler_name
+
+    if sampler is not None:
+        sampler_name(sampler)
+    check_steps(steps)
 
 
 def structure_name(path: str | os.PathLike) -> str:

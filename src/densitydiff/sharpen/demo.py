@@ -16,10 +16,11 @@ from pathlib import Path
 
 from densitydiff.outputs import atomic_path
 
-EXAMPLES = Path(__file__).resolve().parent / "examples"
-HELDOUT = Path(__file__).resolve().parent / "models" / "heldout.txt"
+PACKAGE = Path(__file__).resolve().parent.parent
+EXAMPLES = PACKAGE / "examples"
+HELDOUT = PACKAGE / "models" / "heldout.txt"
 DEMO_STRUCTURE = "1orc.pdb.gz"
-DEMO_MODELS = ("default", "unet")
+DEMO_MODELS = ("default", "regression")
 DEMO_SAMPLES = 4
 DEMO_STEPS = 8  # sampler steps: 4 samples x 8 steps keep the demo within 5 minutes on 2 cores
 DEMO_BASELINES = ("input", "bfactor")
@@ -59,12 +60,12 @@ def run_demo(
     """
     from densitydiff.errors import InputError
     from densitydiff.maps import write_map
-    from densitydiff.report import jsonable, structure_figures, write_report
     from densitydiff.sharpen.evaluate import (
         check_resolutions,
         evaluate_structure,
         resolve_sharpeners,
     )
+    from densitydiff.sharpen.report import jsonable, structure_figures, write_report
 
     check_resolutions(input_resolution, target_resolution)
     if samples < 1:
