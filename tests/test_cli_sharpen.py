@@ -9,7 +9,8 @@ import pytest
 import torch
 from sharpen_pairs import blobs
 
-from densitydiff.maps import DensityMap, read_map, write_map
+from densitydiff.formats.maps import read_map, write_map
+from densitydiff.maps import DensityMap
 from densitydiff.sharpen.checkpoint import FORMAT
 from densitydiff.sharpen.config import load_config, to_dict
 from densitydiff.sharpen.models import build_model

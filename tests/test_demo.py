@@ -14,7 +14,7 @@ def test_demo_writes_maps_std_figures_and_the_table(cli, tmp_path):
     from tiny_models import export_tiny
 
     from densitydiff import metrics
-    from densitydiff.maps import read_map
+    from densitydiff.formats.maps import read_map
     from densitydiff.sharpen.demo import DEMO_STRUCTURE, heldout_ids
 
     # the demo structure is one the packaged models never saw

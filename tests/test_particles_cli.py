@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from densitydiff.formats import particles, star
-from densitydiff.maps import read_map
+from densitydiff.formats.ctf import load_ctf
+from densitydiff.formats.maps import read_map
 from densitydiff.simulate.cryoem import Projector, form_images
 from tests.conftest import EXAMPLES
 
@@ -50,7 +51,7 @@ def test_trajectory_data_set_is_complete_consistent_and_deterministic(cli, tmp_p
     images = particles.read_particles(a / "particles.mrcs")
     assert images.shape == (60, 24, 24)
     rot, trans = particles.load_poses(a / "poses.pkl")
-    ctf = particles.load_ctf(a / "ctf.pkl")
+    ctf = load_ctf(a / "ctf.pkl")
     assert rot.shape == (60, 3, 3) and trans.shape == (60, 2) and ctf.shape == (60, 9)
     assert np.all((ctf[:, 2] >= 10000) & (ctf[:, 2] <= 25000))
     df = star.read_star(a / "particles.star")

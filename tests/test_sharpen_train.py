@@ -154,7 +154,7 @@ def test_cli_bad_inputs(cli, tmp_path):
 
 
 def test_cli_trains_on_a_store(cli, tmp_path):
-    from densitydiff.data.store import BuildConfig, build_store
+    from densitydiff.data.build import BuildConfig, build_store
 
     examples = REPO / "src" / "densitydiff" / "examples"
     store = tmp_path / "store.zarr"

@@ -8,6 +8,7 @@ diffusion priors over the latent space of cryo-EM heterogeneity models. Heavy de
 __version__ = "0.1.0"
 
 from densitydiff.errors import InputError
-from densitydiff.maps import DensityMap, read_map, write_map
+from densitydiff.formats.maps import read_map, write_map
+from densitydiff.maps import DensityMap
 
 __all__ = ["DensityMap", "InputError", "__version__", "read_map", "write_map"]

@@ -12,16 +12,45 @@ import os
 from pathlib import Path
 
 import gemmi
+import numpy as np
 
 from densitydiff.errors import InputError
 
 # Elements that occur in the standard amino acids and nucleotides.
 _POLYMER_ELEMENTS = {"C", "N", "O", "S", "P", "H", "D"}
 
+PDB_SUFFIXES = (".pdb", ".ent")
+CIF_SUFFIXES = (".cif", ".mmcif")
+STRUCTURE_SUFFIXES = (*PDB_SUFFIXES, *CIF_SUFFIXES)  # each also with .gz
+
+
+def is_structure_file(path: str | os.PathLike) -> bool:
+    """True when the name ends in a PDB/mmCIF suffix, optionally followed by .gz."""
+    return Path(path).name.lower().removesuffix(".gz").endswith(STRUCTURE_SUFFIXES)
+
+
+def structure_id(path: str | os.PathLike) -> str:
+    """File name without .gz and its structure suffix: 1orc.pdb.gz -> 1orc (else the stem)."""
+    name = Path(path).name
+    if name.lower().endswith(".gz"):
+        name = name[:-3]
+    for suffix in STRUCTURE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def centroid(model: gemmi.Model) -> np.ndarray:
+    """Mean position of the model's atoms, (z, y, x) Å."""
+    pos = np.array([[a.pos.z, a.pos.y, a.pos.x] for cra in model.all() for a in [cra.atom]])
+    if len(pos) == 0:
+        raise InputError("the structure has no atoms")
+    return pos.mean(axis=0)
+
 
 def _is_pdb_text(path: Path) -> bool:
     name = path.name.lower().removesuffix(".gz")
-    return name.endswith((".pdb", ".ent", ".pdb1")) or not name.endswith((".cif", ".mmcif"))
+    return name.endswith((*PDB_SUFFIXES, ".pdb1")) or not name.endswith(CIF_SUFFIXES)
 
 
 def _count_blank_element_columns(path: Path) -> int:

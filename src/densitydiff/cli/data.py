@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -21,9 +22,45 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
         raise InputError(f"{what} {text!r}: expected numbers separated by commas") from None
 
 
+def _parse_pairs(text: str, resolutions: Sequence[float]) -> tuple[tuple[float, float], ...]:
+    """'all' (r_out <= r_in), 'up' (r_out < r_in), 'to-finest', or 'r_in:r_out,...'."""
+    from densitydiff.data.build import all_pairs
+    from densitydiff.errors import InputError
+
+    res = sorted(float(r) for r in resolutions)
+    text = text.strip()
+    if text == "all":
+        return all_pairs(res)
+    if text == "up":
+        return tuple(p for p in all_pairs(res) if p[1] < p[0])
+    if text == "to-finest":
+        return tuple((r, res[0]) for r in res)
+    try:
+        return tuple((float(a), float(b)) for a, b in (item.split(":") for item in text.split(",")))
+    except ValueError:
+        raise InputError(
+            f"--pairs {text!r}: use all, up, to-finest or a list like 4:2,3:2"
+        ) from None
+
+
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'i/n' with 0 <= i < n -> (i, n); None -> None."""
+    from densitydiff.errors import InputError
+
+    if text is None:
+        return None
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise InputError(f"--shard {text!r}: need 0 <= i < n")
+    return i, n
+
+
 def _held_out(values: list[str]) -> tuple[str, ...]:
     """Ids given directly, comma-separated, or one per line in a file."""
-    from densitydiff.data.store import structure_id
+    from densitydiff.structures import structure_id
 
     out: list[str] = []
     for v in values:
@@ -74,7 +111,7 @@ def build(
     Resumable: run the same command again after an interruption. Example:
     densitydiff data build structures/ -o train.zarr --resolutions 2,3,4 --voxel-size 1 --workers 2
     """
-    from densitydiff.data.store import BuildConfig, build_store, parse_pairs, parse_shard
+    from densitydiff.data.build import BuildConfig, build_store
 
     res = _floats(resolutions, "--resolutions")
     config = BuildConfig(
@@ -83,7 +120,7 @@ def build(
         patch=patch,
         patches_per_structure=patches_per_structure,
         rotations=rotations,
-        pairs=parse_pairs(pairs, res),
+        pairs=_parse_pairs(pairs, res),
         dtype=dtype,
         seed=seed,
         padding=padding,
@@ -100,7 +137,7 @@ def build(
         out,
         config,
         workers=workers,
-        shard=parse_shard(shard),
+        shard=_parse_shard(shard),
         progress=not no_progress,
     )
 
@@ -116,7 +153,7 @@ def merge(
     """
     import sys
 
-    from densitydiff.data.store import merge_stores
+    from densitydiff.data.build import merge_stores
 
     result = merge_stores(shards, out)
     print(f"merged {result['merged']} structures into {out}", file=sys.stderr)
@@ -136,7 +173,7 @@ def info(
 
     Example: densitydiff data info train.zarr --json
     """
-    from densitydiff.data.store import store_info
+    from densitydiff.data.layout import store_info
 
     rec = store_info(store)
     if as_json:

@@ -18,7 +18,7 @@ def info(
 
     Example: densitydiff info emd_5168_monomer.mrc
     """
-    from densitydiff.maps import read_map
+    from densitydiff.formats.maps import read_map
 
     m = read_map(path)
     a = m.array
@@ -49,7 +49,7 @@ def _is_structure(path: Path) -> bool:
 def _pair_on_one_grid(a_path: Path, b_path: Path, resample: bool):
     """Read two maps; put the second on the first's grid, or refuse when grids differ."""
     from densitydiff.errors import InputError
-    from densitydiff.maps import read_map
+    from densitydiff.formats.maps import read_map
 
     a, b = read_map(a_path), read_map(b_path)
     if not a.same_grid(b):
@@ -70,7 +70,7 @@ def _read_mask(path: Path | None, like):
     if path is None:
         return None
     from densitydiff.errors import InputError
-    from densitydiff.maps import read_map
+    from densitydiff.formats.maps import read_map
 
     mask = read_map(path)
     if not mask.same_grid(like):
@@ -137,7 +137,7 @@ def compare(
     """
     from densitydiff import metrics
     from densitydiff.errors import InputError
-    from densitydiff.maps import read_map
+    from densitydiff.formats.maps import read_map
 
     structure = None
     if _is_structure(reference):

@@ -32,7 +32,7 @@ def simulate_map_command(
 
     Example: densitydiff simulate map 3mfp.pdb.gz -o 3mfp_4A.mrc --resolution 4
     """
-    from densitydiff.maps import read_map, write_map
+    from densitydiff.formats.maps import read_map, write_map
     from densitydiff.simulate.density import simulate_map
     from densitydiff.structures import read_structure
 

@@ -59,7 +59,7 @@ def run_demo(
     is the output that is measured, their standard deviation is written as <model>_std.mrc.
     """
     from densitydiff.errors import InputError
-    from densitydiff.maps import write_map
+    from densitydiff.formats.maps import write_map
     from densitydiff.sharpen.evaluate import (
         check_resolutions,
         evaluate_structure,

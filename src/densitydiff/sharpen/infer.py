@@ -488,7 +488,7 @@ def sharpen_file(
     OUT.json is the run record (densitydiff.runrecord) with the model, its config, the
     inference settings, tile counts and timings. Returns (result, record).
     """
-    from densitydiff.maps import MAP_SUFFIXES, read_map, write_map
+    from densitydiff.formats.maps import MAP_SUFFIXES, read_map, write_map
     from densitydiff.runrecord import run_record, write_record
     from densitydiff.sharpen.config import to_dict
 

@@ -87,7 +87,7 @@ def _checkpoint_callbacks(ckpt_dir: Path, every: int, has_val: bool) -> list:
 def _geometry(data: str | Path | None, dataset) -> dict[str, Any] | None:
     """{"voxel_size", "patch"} of the training data (a store's attributes, or the dataset's)."""
     if data is not None:
-        from densitydiff.data.store import read_root
+        from densitydiff.data.layout import read_root
 
         meta = read_root(data)
         return {"voxel_size": float(meta["voxel_size"]), "patch": int(meta["patch"])}

@@ -127,7 +127,7 @@ def trajectory_source(path: str | os.PathLike, resolution: float | None = None) 
 
 def _axis_rotation(axis: np.ndarray, degrees: float) -> np.ndarray:
     """Rotation matrix about a unit axis (x, y, z) by `degrees` (right hand; Rodrigues)."""
-    from densitydiff.simulate.rotations import rotvec_to_matrix
+    from densitydiff.rotations import rotvec_to_matrix
 
     return rotvec_to_matrix(axis * math.radians(degrees))[0]
 
@@ -296,7 +296,8 @@ def draw_parameters(
     amplitude_contrast: float = 0.1,
 ) -> ImageParameters:
     """Draw each image's state, uniform random rotation, uniform shift and CTF, in that order."""
-    from densitydiff.simulate.rotations import random_rotations
+    from densitydiff.formats.ctf import CTFParams
+    from densitydiff.rotations import random_rotations
 
     d0, d1 = (float(d) for d in defocus)
     if not (0 < d0 <= d1) or not math.isfinite(d1):
@@ -307,11 +308,18 @@ def draw_parameters(
     dfu = rng.uniform(d0, d1, size=n_images)
     dfv = dfu - rng.uniform(0.0, astigmatism, size=n_images)
     dfang = rng.uniform(-180.0, 180.0, size=n_images)
-    ctf = np.zeros((n_images, 9), dtype=np.float32)
-    ctf[:, 0], ctf[:, 1] = box, pixel_size
-    ctf[:, 2], ctf[:, 3], ctf[:, 4] = dfu, dfv, dfang
-    ctf[:, 5], ctf[:, 6], ctf[:, 7], ctf[:, 8] = voltage, cs, amplitude_contrast, 0.0
-    return ImageParameters(states, rotations, shifts, ctf)
+    ctf = CTFParams(
+        D=box,
+        pixel_size=pixel_size,
+        defocus_u=dfu,
+        defocus_v=dfv,
+        defocus_angle=dfang,
+        voltage=voltage,
+        cs=cs,
+        amplitude_contrast=amplitude_contrast,
+        phase_shift=0.0,
+    )
+    return ImageParameters(states, rotations, shifts, ctf.to_array())
 
 
 def simulate_particles(
@@ -338,9 +346,12 @@ def simulate_particles(
     import torch
     from tqdm import tqdm
 
-    from densitydiff.formats.particles import ParticleWriter, save_ctf, save_poses
+    from densitydiff.formats.ctf import save_ctf
+    from densitydiff.formats.maps import write_map
+    from densitydiff.formats.mrcs import ParticleWriter
+    from densitydiff.formats.particles import save_poses
     from densitydiff.formats.star import write_star
-    from densitydiff.maps import DensityMap, write_map
+    from densitydiff.maps import DensityMap
     from densitydiff.simulate.cryoem import Projector, form_images
 
     if n_images < 1:
