@@ -159,8 +159,8 @@ def test_sample_cli_every_method(run, cli, method):
 
 
 def test_ode_round_trip_returns_the_latents(run):
-    from densitydiff.prior.interpolate import decode, encode
     from densitydiff.prior.checkpoint import load_prior
+    from densitydiff.prior.interpolate import decode, encode
 
     prior = load_prior(run / "run")
     z = prior.latents[:32]
