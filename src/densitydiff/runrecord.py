@@ -9,6 +9,7 @@ evaluate, demo), so a result can be traced to the exact command and software tha
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -17,7 +18,7 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,29 @@ from densitydiff.outputs import atomic_path
 
 HASH_LIMIT = 64 * 2**20  # bytes: files up to this size get a sha256
 PACKAGES = ("torch", "lightning", "diffusers", "numpy", "zarr", "gemmi")
+_invocation: list[str] | None = None  # the CLI's command line while a command runs
+
+
+@contextlib.contextmanager
+def invoked_as(argv: Sequence[str]) -> Iterator[None]:
+    """Within the block, records name `argv` as the command (the CLI sets its own arguments)."""
+    global _invocation
+    previous, _invocation = _invocation, [str(a) for a in argv]
+    try:
+        yield
+    finally:
+        _invocation = previous
 
 
 def command(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """{"argv": list, "shell": one shell-quoted string}; argv defaults to sys.argv.
+    """{"argv": list, "shell": one shell-quoted string}.
 
-    The program is named `densitydiff` when it is the console script or `python -m densitydiff`.
+    argv defaults to the CLI's command line (`invoked_as`), else sys.argv; the program is named
+    `densitydiff` when it is the console script or `python -m densitydiff`.
     """
-    args = [str(a) for a in (sys.argv if argv is None else argv)]
+    if argv is None:
+        argv = _invocation if _invocation is not None else sys.argv
+    args = [str(a) for a in argv]
     if args and Path(args[0]).name in ("densitydiff", "__main__.py"):
         args[0] = "densitydiff"
     return {"argv": args, "shell": shlex.join(args)}
