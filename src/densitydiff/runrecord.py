@@ -49,8 +49,9 @@ def command(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if argv is None:
         argv = _invocation if _invocation is not None else sys.argv
     args = [str(a) for a in argv]
-    if args and Path(args[0]).name in ("densitydiff", "__main__.py"):
-        args[0] = "densitydiff"
+    program = Path(args[0]) if args else None
+    if program is not None and "densitydiff" in (program.name, program.parent.name):
+        args[0] = "densitydiff"  # the console script, or python -m densitydiff
     return {"argv": args, "shell": shlex.join(args)}
 
 

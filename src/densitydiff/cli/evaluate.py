@@ -44,6 +44,7 @@ def evaluate(
     Example: densitydiff evaluate 1orc.pdb.gz --input-resolution 4 --report out
     """
     import json
+    import time
 
     from densitydiff.errors import InputError
     from densitydiff.sharpen.evaluate import (
@@ -55,6 +56,7 @@ def evaluate(
     )
     from densitydiff.sharpen.report import results_json, structure_figures, write_csv, write_report
 
+    start = time.perf_counter()
     check_resolutions(input_resolution, target_resolution)
     missing = [str(p) for p in structures if not p.is_file()]
     if missing:
@@ -94,6 +96,10 @@ def evaluate(
             "seed": seed,
         }
         write_report(rows, report, figures=figures, settings=settings)
+        from densitydiff.runrecord import run_record, write_record
+
+        record = run_record(config=settings, seed=seed, inputs=structures, started=start)
+        write_record(report / "run.json", record)
     if as_json:
         print(json.dumps(results_json(rows, summary)))
     else:

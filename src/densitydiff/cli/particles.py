@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import shlex
 from pathlib import Path
 
 import typer
@@ -84,6 +83,7 @@ def particles(
     """
     import sys
 
+    from densitydiff import runrecord
     from densitydiff.errors import InputError
     from densitydiff.simulate import hetero
 
@@ -126,7 +126,7 @@ def particles(
         defocus=defocus, astigmatism=astigmatism, max_shift=max_shift, voltage=voltage, cs=cs,
         amplitude_contrast=amplitude_contrast, chunk_size=chunk_size,
         device=_device(device), progress=sys.stderr.isatty(),
-        command="densitydiff " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command=runrecord.command()["shell"],
     )  # fmt: skip
     print(
         f"wrote {record['n_images']} images of {box}x{box} ({record['heterogeneity']}, "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def run_demo(
     )
     from densitydiff.sharpen.report import jsonable, structure_figures, write_report
 
+    started = time.perf_counter()
     check_resolutions(input_resolution, target_resolution)
     if samples < 1:
         raise InputError(f"samples must be >= 1, got {samples}")
@@ -119,6 +121,11 @@ def run_demo(
         },
     )
     files.update(report="report.html", csv="results.csv", json="results.json", record="demo.json")
+    from densitydiff.runrecord import run_record
+
+    settings = {"input_resolution": input_resolution, "target_resolution": target_resolution,
+                "models": models, "samples": samples, "sampler": sampler, "steps": steps,
+                "padding": DEMO_PADDING, "baselines": list(DEMO_BASELINES)}  # fmt: skip
     record = {
         "structure": ev.structure,
         "input_resolution": input_resolution,
@@ -127,6 +134,7 @@ def run_demo(
         "samples": samples,
         "rows": ev.rows,
         "files": files,
+        "run": run_record(config=settings, seed=seed, inputs=[path], started=started),
     }
     with atomic_path(out / "demo.json") as tmp:
         clean = dict(record, rows=[{k: jsonable(v) for k, v in r.items()} for r in ev.rows])
