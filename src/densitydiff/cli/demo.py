@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from densitydiff.diffusion.sampling import HELP as SAMPLER_HELP
+
 
 def demo(
     out_dir: Path = typer.Option(Path("demo_out"), "-o", "--out-dir", help="Output folder."),
@@ -16,7 +18,7 @@ def demo(
         help="Model instead of the packaged ones ('default', 'regression' or a file); repeatable.",
     ),
     samples: int = typer.Option(4, "--samples", help="Samples per generative model (std map)."),
-    sampler: str | None = typer.Option(None, "--sampler", help="ddpm | ddim | dpmpp"),
+    sampler: str | None = typer.Option(None, "--sampler", help=SAMPLER_HELP),
     steps: int = typer.Option(8, "--steps", help="Sampler steps of generative models."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the samplers."),
 ) -> None:

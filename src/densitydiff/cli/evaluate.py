@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from densitydiff.diffusion.sampling import HELP as SAMPLER_HELP
+
 
 def evaluate(
     structures: list[Path] = typer.Argument(..., help="Atomic models (PDB/mmCIF, optionally .gz)."),
@@ -21,7 +23,7 @@ def evaluate(
     voxel_size: float | None = typer.Option(
         None, "--voxel-size", help="Simulation voxel size (Å); default: the first model's."
     ),
-    sampler: str | None = typer.Option(None, "--sampler", help="ddpm | ddim | dpmpp"),
+    sampler: str | None = typer.Option(None, "--sampler", help=SAMPLER_HELP),
     steps: int | None = typer.Option(None, "--steps", help="Sampler steps (DDPM models)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the samplers."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),

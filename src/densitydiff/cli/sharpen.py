@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from densitydiff.diffusion.sampling import HELP as SAMPLER_HELP
+
 
 def sharpen(
     inp: Path = typer.Argument(..., metavar="IN.mrc", help="Map to sharpen (MRC/CCP4)."),
@@ -21,7 +23,7 @@ def sharpen(
     target_resolution: float = typer.Option(
         2.0, "--target-resolution", help="Resolution to sharpen to, Å."
     ),
-    sampler: str = typer.Option(None, "--sampler", help="ddpm | ddim | dpmpp (DDPM models)."),
+    sampler: str = typer.Option(None, "--sampler", help=f"{SAMPLER_HELP}; DDPM models."),
     steps: int = typer.Option(None, "--steps", help="Sampler steps (default: the model's)."),
     samples: int = typer.Option(1, "--samples", help="Draws from a generative model (mean)."),
     std_out: Path = typer.Option(

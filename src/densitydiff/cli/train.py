@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from densitydiff.diffusion.sampling import HELP as SAMPLER_HELP
+
 train_app = typer.Typer(
     help="Train models (see docs/training.md).",
     no_args_is_help=True,
@@ -76,7 +78,7 @@ def export(
     half: bool = typer.Option(True, "--half/--float32", help="Store weights as float16."),
     checkpoint: str = typer.Option("last", "--checkpoint", help="last | best"),
     sampler: str | None = typer.Option(
-        None, "--sampler", help="Default inference sampler: ddpm | ddim | dpmsolver++ (dpmpp)."
+        None, "--sampler", help=f"Default inference sampler: {SAMPLER_HELP}."
     ),
     steps: int | None = typer.Option(None, "--steps", help="Default inference steps."),
 ) -> None:

@@ -13,6 +13,8 @@ from densitydiff.errors import InputError
 SAMPLERS = ("ddpm", "ddim", "dpmsolver++")
 """ddpm: ancestral (Ho et al. Alg. 2, all T steps); ddim: eta = 0; dpmsolver++: 2nd order."""
 ALIASES = {"dpmpp": "dpmsolver++"}
+HELP = " | ".join(SAMPLERS) + "".join(f" ({a} = {n})" for a, n in ALIASES.items())
+"""The sampler names for --help texts."""
 
 
 def sampler_name(name: str) -> str:
