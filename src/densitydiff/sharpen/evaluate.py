@@ -72,13 +72,9 @@ def structure_name(path: str | os.PathLike) -> str:
 
 def resolve_sharpeners(sharpeners: Sequence, device: str = "cpu") -> list:
     """Load every name or path (densitydiff.sharpen.checkpoint.load_sharpener); names unique."""
-    out = []
-    for s in sharpeners:
-        if not hasattr(s, "model"):
-            from densitydiff.sharpen.checkpoint import load_sharpener
+    from densitydiff.sharpen.checkpoint import load_sharpener
 
-            s = load_sharpener(s, device=device)
-        out.append(s)
+    out = [load_sharpener(s, device=device) for s in sharpeners]
     seen: dict[str, int] = {}
     for s in out:  # two checkpoints both called "last" must stay apart in the table
         n = seen.get(s.name, 0)
@@ -175,7 +171,7 @@ def evaluate_structure(
         from densitydiff.sharpen.infer import sharpen_map
 
     for s in sharpeners:
-        n = samples if getattr(s, "is_generative", False) else 1
+        n = samples if s.is_generative else 1
         t0 = time.perf_counter()
         result = sharpen_map(
             inp,
