@@ -12,6 +12,7 @@ from scipy.spatial.transform import Rotation
 from densitydiff.errors import InputError
 from densitydiff.formats import cryosparc, mrcs, particles, star
 from densitydiff.formats.ctf import load_ctf, save_ctf
+from densitydiff.formats.latents import read_latents, write_latents
 from densitydiff.rotations import random_rotations
 from tests.conftest import TESTDATA
 
@@ -182,11 +183,11 @@ def test_pickles_round_trip_and_malicious_pickles_are_refused(tmp_path):
     np.testing.assert_allclose(r, rot, atol=1e-6)
     np.testing.assert_allclose(t, trans, atol=1e-7)
     mu, logvar = rng.normal(size=(7, 2)), rng.normal(size=(7, 2))
-    particles.save_z(tmp_path / "z.pkl", mu, logvar)
-    m, lv = particles.load_z(tmp_path / "z.pkl")
+    write_latents(tmp_path / "z.pkl", mu, logvar)
+    m, lv = read_latents(tmp_path / "z.pkl")
     np.testing.assert_allclose(m, mu, atol=1e-6)
     np.testing.assert_allclose(lv, logvar, atol=1e-6)
-    m, lv = particles.load_z(TESTDATA / "zvals_het-2_1k.pkl")  # a real cryoDRGN file (means)
+    m, lv = read_latents(TESTDATA / "zvals_het-2_1k.pkl")  # a real cryoDRGN file (means)
     assert m.shape == (1319, 2) and lv is None
 
     class Evil:

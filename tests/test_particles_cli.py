@@ -183,3 +183,19 @@ def test_bad_inputs_give_one_line_and_leave_no_stack(cli, tmp_path):
         assert err.count("\n") == 1 and err.startswith("densitydiff: error:"), err
         assert not (out / "particles.mrcs").exists()
         assert not list(out.glob(".particles*")) if out.exists() else True
+
+
+def test_trajectory_with_calcium_alpha_carbons_is_refused(cli, tmp_path):
+    """Frames are read with the element check: CA atoms whose element column says Ca."""
+    traj = _trajectory(tmp_path)
+    lines = traj.read_text().splitlines(keepends=True)
+    bad = [
+        line[:76] + "CA" + line[78:] if line.startswith("ATOM") and line[12:16] == " CA " else line
+        for line in lines
+    ]
+    (tmp_path / "bad.pdb").write_text("".join(bad))
+    out = tmp_path / "o"
+    code, _, err = cli("simulate", "particles", "-o", out, "--trajectory", tmp_path / "bad.pdb",
+                       "--n-images", "4", *COMMON)  # fmt: skip
+    assert code == 2 and "calcium" in err and err.count("\n") == 1, err
+    assert not (out / "particles.mrcs").exists()

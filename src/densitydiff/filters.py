@@ -19,16 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from densitydiff.errors import InputError
-from densitydiff.maps import DensityMap
+from densitydiff.maps import DensityMap, voxel_triple
 
 LOWPASS_KINDS = ("hard", "cosine", "gaussian")
-
-
-def _voxel_triple(voxel_size, name: str = "voxel_size") -> np.ndarray:
-    v = np.broadcast_to(np.asarray(voxel_size, dtype=float), (3,)).copy()
-    if not np.all(np.isfinite(v)) or np.any(v <= 0):
-        raise InputError(f"{name} must be positive and finite, got {voxel_size!r}")
-    return v
 
 
 def _array3(array: np.ndarray, what: str = "array") -> np.ndarray:
@@ -40,7 +33,7 @@ def _array3(array: np.ndarray, what: str = "array") -> np.ndarray:
 
 def frequency_magnitude(shape: tuple[int, ...], voxel_size) -> np.ndarray:
     """|s| (1/Å) on the rfftn grid of an array of `shape` with (z, y, x) `voxel_size`."""
-    v = _voxel_triple(voxel_size)
+    v = np.array(voxel_triple(voxel_size))
     fz = np.fft.fftfreq(shape[0], d=v[0])
     fy = np.fft.fftfreq(shape[1], d=v[1])
     fx = np.fft.rfftfreq(shape[2], d=v[2])
@@ -117,7 +110,7 @@ def resample(density: DensityMap, voxel_size) -> DensityMap:
     low-passed at the new Nyquist frequency when downsampling. Works for anisotropic input and
     non-cubic boxes.
     """
-    new_v = _voxel_triple(voxel_size)
+    new_v = np.array(voxel_triple(voxel_size))
     a = np.asarray(density.array, dtype=np.float64)
     old_v = np.asarray(density.voxel_size)
     new_shape = [max(1, int(round(n * v / nv))) for n, v, nv in zip(a.shape, old_v, new_v)]

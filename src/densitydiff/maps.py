@@ -14,6 +14,22 @@ import numpy as np
 from densitydiff.errors import InputError
 
 
+def voxel_triple(voxel_size, name: str = "voxel_size") -> tuple[float, float, float]:
+    """A voxel size as (z, y, x) Å, each positive and finite; one number applies to all axes.
+
+    The one check of voxel (and pixel) sizes; InputError names `name` and the value given.
+    """
+    try:
+        v = np.broadcast_to(np.asarray(voxel_size, dtype=float), (3,))
+    except (TypeError, ValueError):
+        raise InputError(
+            f"{name} must be a number or a (z, y, x) triple, got {voxel_size!r}"
+        ) from None
+    if not np.all(np.isfinite(v)) or np.any(v <= 0):
+        raise InputError(f"{name} must be positive and finite, got {voxel_size!r}")
+    return (float(v[0]), float(v[1]), float(v[2]))
+
+
 def _triple(value, name: str) -> tuple[float, float, float]:
     arr = np.broadcast_to(np.asarray(value, dtype=float), (3,))
     if not np.all(np.isfinite(arr)):
@@ -40,9 +56,7 @@ class DensityMap:
         if array.ndim != 3:
             raise InputError(f"a density map must be 3-D, got shape {array.shape}")
         self.array = np.ascontiguousarray(array, dtype=np.float32)
-        self.voxel_size = _triple(self.voxel_size, "voxel_size")
-        if min(self.voxel_size) <= 0:
-            raise InputError(f"voxel size must be positive, got {self.voxel_size}")
+        self.voxel_size = voxel_triple(self.voxel_size)
         self.origin = _triple(self.origin, "origin")
 
     @property

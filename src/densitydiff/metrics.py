@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from densitydiff.errors import InputError
+from densitydiff.maps import voxel_triple
 
 __all__ = [
     "FSCCurve",
@@ -61,18 +62,6 @@ class FSCCurve:
 
 # ---------------------------------------------------------------------------------------------
 # input checks
-
-
-def _voxel_triple(voxel_size) -> tuple[float, float, float]:
-    try:
-        v = np.broadcast_to(np.asarray(voxel_size, dtype=float), (3,))
-    except (ValueError, TypeError) as exc:
-        raise InputError(
-            f"voxel_size must be a number or a (z, y, x) triple, got {voxel_size!r}"
-        ) from exc
-    if not np.all(np.isfinite(v)) or np.any(v <= 0):
-        raise InputError(f"voxel_size must be positive and finite, got {voxel_size!r}")
-    return (float(v[0]), float(v[1]), float(v[2]))
 
 
 def _as_map(a, name: str) -> np.ndarray:
@@ -192,7 +181,7 @@ def fsc(a, b, voxel_size, mask=None) -> FSCCurve:
     (speed), float64 maps in float64 (exactness).
     """
     a, b = _pair(a, b)
-    voxel = _voxel_triple(voxel_size)
+    voxel = voxel_triple(voxel_size)
     if mask is not None:
         m = _check_mask(mask, a.shape).astype(a.dtype, copy=False)
         a = a * m

@@ -154,11 +154,13 @@ def read_structure(
     remove_hydrogens: bool = True,
     remove_ligands: bool = False,
     fix_elements: bool = False,
+    all_models: bool = False,
 ) -> gemmi.Structure:
     """Read model 1 of a PDB/mmCIF file (.gz too); refuse wrong or missing element columns.
 
-    `fix_elements=True` repairs elements from the atom names instead of refusing. Raises
-    InputError for a missing or unreadable file, no atoms, or bad elements.
+    `fix_elements=True` repairs elements from the atom names instead of refusing;
+    `all_models=True` keeps every model (a trajectory) and checks each. Raises InputError for a
+    missing or unreadable file, no atoms, or bad elements.
     """
     path = Path(path)
     if not path.is_file():
@@ -169,19 +171,9 @@ def read_structure(
         raise InputError(f"{path}: not a readable PDB/mmCIF file ({exc})") from None
     if len(st) == 0 or st[0].count_atom_sites() == 0:
         raise InputError(f"{path}: the file holds no atoms")
-    while len(st) > 1:
+    while len(st) > 1 and not all_models:
         del st[1]
-    blank = _count_blank_element_columns(path) if _is_pdb_text(path) else 0
-    problems = [] if fix_elements else _element_problems(st[0])
-    if blank and not fix_elements:
-        problems.insert(0, f"{blank} ATOM/HETATM records have an empty element column (77-78)")
-    if problems:
-        raise InputError(
-            f"{path}: bad element symbols: {'; '.join(problems)}. Pass fix_elements=True "
-            "(CLI: --fix-elements) to set elements from the atom names"
-        )
-    if fix_elements:
-        _fix_elements(st[0])
+    _check_elements(st, path, fix_elements)
     st.setup_entities()
     if remove_hydrogens:
         st.remove_hydrogens()
@@ -190,6 +182,23 @@ def read_structure(
     if remove_waters:
         st.remove_waters()
     st.remove_empty_chains()
-    if st[0].count_atom_sites() == 0:
+    if any(model.count_atom_sites() == 0 for model in st):
         raise InputError(f"{path}: no atoms left after removing waters/hydrogens/ligands")
     return st
+
+
+def _check_elements(st: gemmi.Structure, path: Path, fix_elements: bool) -> None:
+    """Refuse blank or wrong element columns in any model, or repair them (`fix_elements`)."""
+    if fix_elements:
+        for model in st:
+            _fix_elements(model)
+        return
+    blank = _count_blank_element_columns(path) if _is_pdb_text(path) else 0
+    problems = next((p for p in map(_element_problems, st) if p), [])
+    if blank:
+        problems.insert(0, f"{blank} ATOM/HETATM records have an empty element column (77-78)")
+    if problems:
+        raise InputError(
+            f"{path}: bad element symbols: {'; '.join(problems)}. Pass fix_elements=True "
+            "(CLI: --fix-elements) to set elements from the atom names"
+        )

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import typer
 
-STRUCTURE_SUFFIXES = (".pdb", ".cif", ".ent", ".mmcif")
-
 
 def info(
     path: Path = typer.Argument(..., help="Map file (.mrc .map .ccp4 .mrcs, .gz, .mtz)."),
@@ -39,11 +37,6 @@ def info(
         return
     for key, value in record.items():
         print(f"{key:15s} {value}")
-
-
-def _is_structure(path: Path) -> bool:
-    name = path.name.lower().removesuffix(".gz")
-    return name.endswith(STRUCTURE_SUFFIXES)
 
 
 def _pair_on_one_grid(a_path: Path, b_path: Path, resample: bool):
@@ -138,9 +131,10 @@ def compare(
     from densitydiff import metrics
     from densitydiff.errors import InputError
     from densitydiff.formats.maps import read_map
+    from densitydiff.structures import is_structure_file
 
     structure = None
-    if _is_structure(reference):
+    if is_structure_file(reference):
         from densitydiff.simulate.density import simulate_map
         from densitydiff.structures import read_structure
 

@@ -25,6 +25,7 @@ from densitydiff.data.layout import (
 )
 from densitydiff.data.splits import assign_splits, stable_hash
 from densitydiff.errors import InputError
+from densitydiff.maps import voxel_triple
 from densitydiff.structures import is_structure_file, structure_id
 
 
@@ -61,8 +62,7 @@ class BuildConfig:
         if len(set(res)) != len(res):
             raise InputError(f"--resolutions has duplicates: {list(res)}")
         object.__setattr__(self, "resolutions", tuple(sorted(res)))
-        if not (np.isfinite(self.voxel_size) and self.voxel_size > 0):
-            raise InputError(f"--voxel-size must be positive, got {self.voxel_size}")
+        voxel_triple(self.voxel_size, "--voxel-size")
         if res and min(res) < 2 * self.voxel_size:
             raise InputError(
                 f"finest resolution {min(res)} Å is beyond Nyquist (2 x voxel size "

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from densitydiff.errors import InputError
+from densitydiff.maps import voxel_triple
 from densitydiff.outputs import atomic_path
 
 
@@ -56,8 +57,7 @@ class ParticleWriter:
     def __init__(self, path: str | os.PathLike, n: int, D: int, pixel_size: float) -> None:
         if n < 1 or D < 2:
             raise InputError(f"a stack needs n >= 1 images of D >= 2 pixels, got n={n}, D={D}")
-        if not (pixel_size > 0 and np.isfinite(pixel_size)):
-            raise InputError(f"pixel size must be positive, got {pixel_size}")
+        voxel_triple(pixel_size, "pixel size")
         self.path, self.n, self.D, self.pixel_size = Path(path), int(n), int(D), float(pixel_size)
         self.count = 0
         self._sum = 0.0

@@ -1,9 +1,8 @@
-"""cryoDRGN's particle files: images from stacks, .txt lists or .star; poses.pkl, ctf.pkl, z.pkl.
+"""cryoDRGN's particle files: images from stacks, .txt lists or .star; poses.pkl.
 
 poses.pkl: a pickled tuple (rotations N x 3 x 3, translations N x 2 as a fraction of the box),
-or rotations alone; ctf.pkl: float32 N x 9 [D, pixel Å, dfU Å, dfV Å, dfang deg, kV, Cs mm, w,
-phase shift deg]; z.pkl: means then log-variances, back to back. Pickles load only through the
-restricted unpickler in `formats.pkl`.
+or rotations alone; pickles load only through the restricted unpickler in `formats.pkl`.
+Stacks: `formats.mrcs`; ctf.pkl: `formats.ctf`; z.pkl: `formats.latents`.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ import numpy as np
 
 from densitydiff.errors import InputError
 from densitydiff.formats.mrcs import read_stack
-from densitydiff.formats.pkl import load_pickle, load_pickles, save_pickles
-from densitydiff.outputs import atomic_path
+from densitydiff.formats.pkl import load_pickle, save_pickles
 
 
 def read_particles(path: str | os.PathLike, lazy: bool = False) -> np.ndarray:
@@ -84,35 +82,3 @@ def _check_poses(rot: np.ndarray, trans: np.ndarray | None, path: Path) -> None:
     err = np.abs(rot @ rot.transpose(0, 2, 1) - np.eye(3)).max() if len(rot) else 0.0
     if err > 1e-3:
         raise InputError(f"{path}: rotations are not orthonormal (max |R R^T - I| = {err:.2g})")
-
-
-def save_z(path: str | os.PathLike, mu: np.ndarray, logvar: np.ndarray | None = None) -> None:
-    """Write cryoDRGN's z.pkl: latent means, then (if given) log-variances, back to back."""
-    mu = np.asarray(mu, dtype=np.float32)
-    if mu.ndim != 2:
-        raise InputError(f"latent means must be (N, zdim), got {mu.shape}")
-    objs = [mu]
-    if logvar is not None:
-        logvar = np.asarray(logvar, dtype=np.float32)
-        if logvar.shape != mu.shape:
-            raise InputError(f"log-variances {logvar.shape} do not match means {mu.shape}")
-        objs.append(logvar)
-    save_pickles(path, *objs)
-
-
-def load_z(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read z.pkl: (means (N, zdim), log-variances or None for files that hold only means)."""
-    objs = load_pickles(path)
-    mu = np.asarray(objs[0], dtype=np.float32)
-    if mu.ndim != 2:
-        raise InputError(f"{path}: latent means must be (N, zdim), got {mu.shape}")
-    logvar = np.asarray(objs[1], dtype=np.float32) if len(objs) > 1 else None
-    if logvar is not None and logvar.shape != mu.shape:
-        raise InputError(f"{path}: log-variances {logvar.shape} do not match means {mu.shape}")
-    return mu, logvar
-
-
-def write_list(path: str | os.PathLike, stacks: list[str | os.PathLike]) -> None:
-    """Write a .txt list of stacks (one path per line), as cryoDRGN reads them."""
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text("".join(f"{s}\n" for s in stacks))

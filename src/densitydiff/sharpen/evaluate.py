@@ -18,6 +18,7 @@ import numpy as np
 
 from densitydiff.errors import InputError
 from densitydiff.sharpen.baselines import BASELINES
+from densitydiff.structures import structure_id
 
 METRICS = ("fsc_0.5", "fsc_0.143", "fsc_auc", "psnr", "ssim", "cc_box", "cc_mask")
 ROW_KEYS = ("structure", "method", *METRICS, "seconds", "b_factor")
@@ -59,15 +60,6 @@ def check_sampling(sampler: str | None, steps: int | None) -> None:
     if sampler is not None:
         sampler_name(sampler)
     check_steps(steps)
-
-
-def structure_name(path: str | os.PathLike) -> str:
-    """The file name without .gz and the format suffix (e.g. 3mfp for 3mfp.pdb.gz)."""
-    name = Path(path).name
-    for suffix in (".gz", ".pdb", ".cif", ".ent", ".mmcif"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-    return name
 
 
 def resolve_sharpeners(sharpeners: Sequence, device: str = "cpu") -> list:
@@ -138,7 +130,7 @@ def evaluate_structure(
 
     # keep the gemmi structure alive while simulating: the maps reference its atoms
     structure = read_structure(p, fix_elements=fix_elements)
-    name = structure_name(p)
+    name = structure_id(p)
     truth = simulate_map(structure, r_out, voxel_size, padding=padding)
     inp = simulate_map(structure, r_in, like=truth)
     mask = atom_mask(structure, like=truth, radius=MASK_RADIUS)

@@ -22,7 +22,7 @@ import numpy as np
 
 from densitydiff.errors import InputError
 from densitydiff.filters import frequency_magnitude, lowpass_kernel
-from densitydiff.maps import DensityMap
+from densitydiff.maps import DensityMap, voxel_triple
 
 SCATTERING = ("electron", "xray")
 _EPS = 1e-3  # aliasing left in the pass band, relative (sets the extra blur)
@@ -75,18 +75,6 @@ def _positive(value, name: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise InputError(f"{name} must be a positive number of Å, got {value!r}")
     return value
-
-
-def _voxel(voxel_size) -> np.ndarray:
-    try:
-        v = np.broadcast_to(np.asarray(voxel_size, dtype=float), (3,)).copy()
-    except (TypeError, ValueError):
-        raise InputError(
-            f"voxel_size must be a number or a (z, y, x) triple: {voxel_size!r}"
-        ) from None
-    if not np.all(np.isfinite(v)) or np.any(v <= 0):
-        raise InputError(f"voxel_size must be positive, got {voxel_size!r}")
-    return v
 
 
 def _rotation(rotation) -> np.ndarray:
@@ -173,7 +161,7 @@ def simulation_grid(
     (rotated) atoms with `padding` Å; pass it as `like` to simulate several resolutions on it.
     """
     pos, _, _, _, center = _placed_atoms(structure, center, rotation)
-    voxel = _voxel(voxel_size)
+    voxel = np.array(voxel_triple(voxel_size))
     origin, out_shape = _box(pos, voxel, padding, None, shape, center)
     return DensityMap(np.zeros(out_shape, np.float32), tuple(voxel), tuple(origin))
 
@@ -274,7 +262,7 @@ def simulate_map(
     resolution = _positive(resolution, "resolution")
     calc = _calculator(scattering)
     pos, elements, occ, b, center = _placed_atoms(structure, center, rotation)
-    voxel = _voxel(like.voxel_size if isinstance(like, DensityMap) else voxel_size)
+    voxel = np.array(voxel_triple(like.voxel_size if isinstance(like, DensityMap) else voxel_size))
     origin, out_shape = _box(pos, voxel, padding, like, shape, center)
     out_shape_a = np.asarray(out_shape)
     b = b if use_b_factors else np.zeros_like(b)
