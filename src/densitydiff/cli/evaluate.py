@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from densitydiff.diffusion.sampling import HELP as SAMPLER_HELP
+
 
 def evaluate(
     structures: list[Path] = typer.Argument(..., help="Atomic models (PDB/mmCIF, optionally .gz)."),
@@ -13,7 +15,7 @@ def evaluate(
         None,
         "--checkpoint",
         "-c",
-        help="Model: 'default', 'unet' or a .pt/.ckpt path; repeat for several. "
+        help="Model: 'default', 'regression' or a .pt/.ckpt path; repeat for several. "
         "Default: the packaged DDPM and the packaged regression U-Net.",
     ),
     input_resolution: float = typer.Option(4.0, "--input-resolution", help="Input map (Å)."),
@@ -21,7 +23,7 @@ def evaluate(
     voxel_size: float | None = typer.Option(
         None, "--voxel-size", help="Simulation voxel size (Å); default: the first model's."
     ),
-    sampler: str | None = typer.Option(None, "--sampler", help="ddpm | ddim | dpmpp"),
+    sampler: str | None = typer.Option(None, "--sampler", help=SAMPLER_HELP),
     steps: int | None = typer.Option(None, "--steps", help="Sampler steps (DDPM models)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the samplers."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
@@ -50,9 +52,9 @@ def evaluate(
     Example: densitydiff evaluate 1orc.pdb.gz --input-resolution 4 --report out
     """
     import json
+    import time
 
     from densitydiff.errors import InputError
-    from densitydiff.report import results_json, structure_figures, write_csv, write_report
     from densitydiff.sharpen.evaluate import (
         check_resolutions,
         check_sampling,
@@ -60,13 +62,15 @@ def evaluate(
         format_table,
         summarise,
     )
+    from densitydiff.sharpen.report import results_json, structure_figures, write_csv, write_report
 
+    start = time.perf_counter()
     check_resolutions(input_resolution, target_resolution)
     missing = [str(p) for p in structures if not p.is_file()]
     if missing:
         raise InputError(f"structure file not found: {', '.join(missing)}")
     check_sampling(sampler, steps)
-    models = [] if no_models else (list(checkpoint) if checkpoint else ["default", "unet"])
+    models = [] if no_models else (list(checkpoint) if checkpoint else ["default", "regression"])
     figures: dict = {}
 
     def on_result(ev) -> None:
@@ -101,6 +105,10 @@ def evaluate(
             "seed": seed,
         }
         write_report(rows, report, figures=figures, settings=settings)
+        from densitydiff.runrecord import run_record, write_record
+
+        record = run_record(config=settings, seed=seed, inputs=structures, started=start)
+        write_record(report / "run.json", record)
     if as_json:
         print(json.dumps(results_json(rows, summary)))
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import typer
@@ -92,6 +91,7 @@ def particles(
     """
     import sys
 
+    from densitydiff import runrecord
     from densitydiff.errors import InputError
     from densitydiff.simulate import hetero
 
@@ -115,7 +115,7 @@ def particles(
         ),
         chunk_size=chunk_size,
         device=_device(device), progress=sys.stderr.isatty(),
-        command="densitydiff " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command=runrecord.command()["shell"],
     )  # fmt: skip
     print(
         f"wrote {record['n_images']} images of {box}x{box} ({record['heterogeneity']}, "

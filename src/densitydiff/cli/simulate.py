@@ -36,8 +36,13 @@ def simulate_map_command(
 ) -> None:
     """Density of an atomic model band-limited to a resolution (see docs/simulate.md).
 
+    Writes OUTPUT and its run record OUTPUT.json beside it (command, settings, versions, inputs).
+
     Example: densitydiff simulate map 3mfp.pdb.gz -o 3mfp_4A.mrc --resolution 4
     """
+    import time
+
+    start = time.perf_counter()
     from densitydiff.formats.maps import read_map, write_map
     from densitydiff.simulate.density import simulate_map
     from densitydiff.structures import read_structure
@@ -57,6 +62,13 @@ def simulate_map_command(
     if grid is not None:
         density = grid.with_array(density.array)  # on --like's grid: keep its header too
     write_map(output, density)
+    from densitydiff.runrecord import run_record, write_record
+
+    settings = dict(resolution=resolution, voxel_size=float(density.voxel_size[0]),
+                    padding=padding, like=like, scattering=scattering, fix_elements=fix_elements)
+    inputs = [model] + ([like] if like is not None else [])
+    write_record(output.with_suffix(".json"),
+                 run_record(config=settings, inputs=inputs, started=start, output=str(output)))
     print(f"wrote {output}: {density.shape[::-1]} voxels (x, y, z) at {density.voxel_size[0]} Å")
 
 

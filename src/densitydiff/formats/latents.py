@@ -53,13 +53,9 @@ def _objects(path: Path) -> list:
         except ValueError as err:
             raise InputError(f"{path}: not a table of numbers ({err})") from None
     if suffix in (".pt", ".pth"):
-        import torch
+        from densitydiff.torchfile import read_torch_file
 
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
-            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise InputError(f"{path}: not a readable weights-only torch file ({msg})") from None
+        obj = read_torch_file(path, "weights-only torch file")
         objs = list(obj) if isinstance(obj, (tuple, list)) else [obj]
         return [o.detach().cpu().numpy() if hasattr(o, "detach") else o for o in objs]
     raise InputError(

@@ -23,7 +23,6 @@ from densitydiff.structures import structure_id
 METRICS = ("fsc_0.5", "fsc_0.143", "fsc_auc", "psnr", "ssim", "cc_box", "cc_mask")
 ROW_KEYS = ("structure", "method", *METRICS, "seconds", "b_factor")
 MASK_RADIUS = 3.0  # Å, CC_mask's atom mask
-SAMPLERS = ("ddpm", "ddim", "dpmpp", "dpmsolver++")
 
 
 @dataclass
@@ -56,21 +55,18 @@ def check_resolutions(input_resolution: float, target_resolution: float) -> tupl
 
 def check_sampling(sampler: str | None, steps: int | None) -> None:
     """A known sampler name and a positive number of steps (None: the model's own)."""
-    if sampler is not None and sampler not in SAMPLERS:
-        raise InputError(f"unknown sampler {sampler!r}: use ddpm, ddim or dpmpp")
-    if steps is not None and int(steps) < 1:
-        raise InputError(f"steps must be >= 1, got {steps}")
+    from densitydiff.diffusion.sampling import check_steps, sampler_name
+
+    if sampler is not None:
+        sampler_name(sampler)
+    check_steps(steps)
 
 
 def resolve_sharpeners(sharpeners: Sequence, device: str = "cpu") -> list:
     """Load every name or path (densitydiff.sharpen.checkpoint.load_sharpener); names unique."""
-    out = []
-    for s in sharpeners:
-        if not hasattr(s, "model"):
-            from densitydiff.sharpen.checkpoint import load_sharpener
+    from densitydiff.sharpen.checkpoint import load_sharpener
 
-            s = load_sharpener(s, device=device)
-        out.append(s)
+    out = [load_sharpener(s, device=device) for s in sharpeners]
     seen: dict[str, int] = {}
     for s in out:  # two checkpoints both called "last" must stay apart in the table
         n = seen.get(s.name, 0)
@@ -168,7 +164,7 @@ def evaluate_structure(
         from densitydiff.sharpen.infer import sharpen_map
 
     for s in sharpeners:
-        n = samples if getattr(s, "is_generative", False) else 1
+        n = samples if s.is_generative else 1
         t0 = time.perf_counter()
         result = sharpen_map(
             inp,
