@@ -41,8 +41,8 @@ def blob_volume(D: int, seed: int = 0, n: int = 40) -> np.ndarray:
 def throughput(device: str, D: int = 128, n: int = 1024, batch: int = 256) -> dict:
     import torch
 
+    from densitydiff.rotations import random_rotations
     from densitydiff.simulate.cryoem import Projector, add_noise, form_images
-    from densitydiff.simulate.rotations import random_rotations
 
     rng = np.random.default_rng(0)
     vol = blob_volume(D)

@@ -68,7 +68,7 @@ def drop_caches() -> bool:
 
 
 def chunk_bytes(store: Path, sid: str, res: float, patch: int) -> int:
-    from densitydiff.data.store import array_name
+    from densitydiff.data.layout import array_name
 
     path = store / "structures" / sid / array_name(res) / "c" / str(patch) / "0" / "0" / "0"
     return path.stat().st_blocks * 512
@@ -149,7 +149,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from densitydiff.data import PatchDataset
-    from densitydiff.data.store import BuildConfig, build_store, store_info
+    from densitydiff.data.build import BuildConfig, build_store
+    from densitydiff.data.layout import store_info
 
     structures = pick_structures(args.structures)
     tmp = Path(tempfile.mkdtemp(prefix="bench-data-", dir="/tmp"))

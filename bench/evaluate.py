@@ -72,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from densitydiff.demo import heldout_ids
-    from densitydiff.report import results_json
+    from densitydiff.sharpen.demo import heldout_ids
     from densitydiff.sharpen.evaluate import evaluate_structures, format_table, summarise
+    from densitydiff.sharpen.report import results_json
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -20,10 +20,12 @@ import numpy as np
 import torch
 
 from densitydiff.prior import synthetic
+from densitydiff.prior.checkpoint import load_prior
+from densitydiff.prior.config import PriorConfig
 from densitydiff.prior.evaluate import evaluate_prior
 from densitydiff.prior.latents import Latents, load_latents
-from densitydiff.prior.sample import load_prior, sample_prior
-from densitydiff.prior.train import PriorConfig, train_prior
+from densitydiff.prior.sample import sample_prior
+from densitydiff.prior.train import train_prior
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -83,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from densitydiff import metrics
-    from densitydiff.demo import heldout_ids
+    from densitydiff.diffusion.sampling import Sampling
     from densitydiff.sharpen.checkpoint import load_sharpener
+    from densitydiff.sharpen.demo import heldout_ids
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -117,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             xb = torch.from_numpy(x[i : i + args.batch_size])[:, None].to(args.device)
             r_in = torch.full((len(xb),), 4.0, device=args.device)
             r_out = torch.full((len(xb),), 2.0, device=args.device)
-            out = sh.model.sharpen(xb, r_in, r_out, generator=g, sampler=sampler, steps=steps)
+            default = sh.model.sampling
+            sampling = Sampling(sampler, steps or default.steps, default.clip_x0)
+            out = sh.model.sharpen(xb, r_in, r_out, generator=g, sampling=sampling)
             outs.append(out[:, 0].float().cpu().numpy())
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         xb = torch.from_numpy(x[: args.batch_size])[:, None].to(args.device)
         r = torch.full((len(xb),), 4.0, device=args.device)
         for name in args.samplers:
-            sh.model.sharpen(xb, r, r / 2, sampler=name, steps=2)
+            sh.model.sharpen(xb, r, r / 2, sampling=Sampling(name, 2))
     results = [("input (no model)", "–", auc(x), 0.0)]
     for sampler in args.samplers:
         for steps in args.steps:

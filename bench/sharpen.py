@@ -25,7 +25,7 @@ import numpy as np, torch
 torch.set_num_threads(int(sys.argv[4]))
 n, kind, steps = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 from densitydiff.maps import DensityMap
-from densitydiff.sharpen.checkpoint import Sharpener
+from densitydiff.sharpen.checkpoint import SharpenCheckpoint
 from densitydiff.sharpen.config import load_config
 from densitydiff.sharpen.infer import sharpen_map
 from densitydiff.sharpen.models import build_model
@@ -40,7 +40,7 @@ else:
     config = load_config(sys.argv[5], {"model": kind})
     torch.manual_seed(0)
     model = build_model(config).eval()
-    sharpener = Sharpener(model, config, 1.0, 32, sys.argv[5] + "-" + kind, kind, kind != "unet")
+    sharpener = SharpenCheckpoint(model, config, 1.0, 32, sys.argv[5] + "-" + kind)
 rng = np.random.default_rng(0)
 array = rng.normal(size=(n, n, n)).astype(np.float32)
 density = DensityMap(array, 1.0)

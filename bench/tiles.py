@@ -27,8 +27,8 @@ def main() -> None:
     import torch
 
     from densitydiff import metrics
-    from densitydiff.demo import EXAMPLES
     from densitydiff.sharpen.checkpoint import load_sharpener
+    from densitydiff.sharpen.demo import EXAMPLES
     from densitydiff.sharpen.infer import sharpen_map
     from densitydiff.simulate.density import simulate_map
     from densitydiff.structures import read_structure

@@ -131,7 +131,7 @@ def latents(d: Path) -> None:
 
 def store(d: Path) -> Path:
     """A tiny store (1orc, patch 16, 2 patches, 2 and 4 Å) and broken copies of it."""
-    from densitydiff.data.store import BuildConfig, build_store
+    from densitydiff.data.build import BuildConfig, build_store
 
     base = d / "base.zarr"
     config = BuildConfig(
@@ -206,7 +206,7 @@ def runs(d: Path, base_store: Path) -> None:
         (d / f"prior_{name}" / "checkpoints").mkdir(parents=True)
         shutil.copyfile(d / src, d / f"prior_{name}" / "checkpoints" / "last.ckpt")
     (d / "prior_nokeys").mkdir()
-    from densitydiff.prior.train import FORMAT
+    from densitydiff.prior.checkpoint import FORMAT
 
     torch.save({"format": FORMAT}, d / "prior_nokeys" / "prior.pt")
     (d / "prior_badsd").mkdir()

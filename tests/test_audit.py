@@ -80,7 +80,7 @@ REFUSED: list[tuple[str, str, str]] = [
     # data build / info
     ("D11", "data build " + ORC + " -o {i}/good.mrc --resolutions 2,4 --patch 16 --no-progress", ""),  # noqa: E501
     ("D12", "data build " + ORC + " -o {i}/plaindir --resolutions 2,4 --patch 16 --no-progress", ""),  # noqa: E501
-    ("D14", "data build {i}/blank_elem.pdb -o {o}/d.zarr --resolutions 2,4 --patch 16 --no-progress", "d.zarr"),  # noqa: E501
+    ("D14", "data build {i}/blank_elem.pdb -o {o}/d.zarr --resolutions 2,4 --patch 16 --strict-elements --no-progress", "d.zarr"),  # noqa: E501
     ("D23", "data build " + ORC + " " + ORC + " -o {o}/d.zarr --resolutions 2,4 --patch 16 --no-progress", "d.zarr"),  # noqa: E501
     ("N33", "data build " + ORC + " -o {o}/d.zarr --resolutions 2,-4 --patch 16", "d.zarr"),
     ("I04", "data info {i}/corrupt_group.zarr", ""),
@@ -122,7 +122,7 @@ REFUSED: list[tuple[str, str, str]] = [
     ("N52", "prior sample {i}/prior_evil -n 10 -o {o}/zs.pkl", "zs.pkl"),
     ("N53", "prior sample {i}/prior_empty -n 10 -o {o}/zs.pkl", "zs.pkl"),
     ("N54", "prior sample {i}/prior_ok -n 0 -o {o}/zs.pkl", "zs.pkl"),
-    ("N55", "prior sample {i}/prior_ok -n 10 -o {o}/zs.txt", "zs.txt"),
+    ("N55", "prior sample {i}/prior_ok -n 10 -o {o}/zs.csv", "zs.csv"),
     ("N56", "prior evaluate {i}/prior_ok {i}/z_3d.pkl", ""),
     ("N57", "prior plot {i}/prior_ok {i}/z_nan.pkl -o {o}/p.png -n 10", "p.png"),
     ("N58", "prior interpolate {i}/prior_ok --start 0 --end 999 -o {o}/path.pkl", "path.pkl"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -44,3 +45,17 @@ def test_bad_inputs_end_in_one_line_and_status_2(cli, tmp_path):
         assert code == 2
         assert err.count("\n") == 1 and err.startswith("densitydiff: error:")
         assert "Traceback" not in err
+
+
+
+def test_version_prints_the_package_version(cli):
+    import densitydiff
+
+    code, out, err = cli("--version")
+    assert code == 0, err
+    assert out.strip() == f"densitydiff {densitydiff.__version__}"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", densitydiff.__version__)
+    proc = subprocess.run(
+        [sys.executable, "-m", "densitydiff", "--version"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stdout == out

@@ -94,6 +94,36 @@ def test_fsc_refuses_different_grids_unless_resample(cli, simulated, tmp_path):
     assert json.loads(out)["fsc_0.5"] > 0  # shifted by 2 voxels: correlated but not identical
 
 
+def test_resample_refuses_boxes_that_barely_overlap(cli, simulated, tmp_path):
+    from densitydiff.grids import overlap_fraction
+
+    fine = read_map(simulated / "fine.mrc")
+    extent = np.asarray(fine.extent)
+    # shifted by 60 % of the box along x only: 40 % of the box is shared
+    moved = DensityMap(fine.array, fine.voxel_size, np.add(fine.origin, [0, 0, 0.6 * extent[2]]))
+    assert overlap_fraction(fine, moved) == pytest.approx(0.4, abs=1e-6)
+    write_map(tmp_path / "moved.mrc", moved)
+    code, out, err = cli("fsc", simulated / "fine.mrc", tmp_path / "moved.mrc", "--resample")
+    assert code == 2 and err.count("\n") == 1 and "barely overlap (40 %" in err, err
+    code, out, err = cli("compare", simulated / "fine.mrc", tmp_path / "moved.mrc", "--resample")
+    assert code == 2 and "barely overlap" in err
+    # 30 % shift: 70 % shared, accepted
+    ok = DensityMap(fine.array, fine.voxel_size, np.add(fine.origin, [0, 0, 0.3 * extent[2]]))
+    write_map(tmp_path / "ok.mrc", ok)
+    code, out, err = cli("fsc", simulated / "fine.mrc", tmp_path / "ok.mrc", "--resample")
+    assert code == 0, err
+
+
+def test_overlap_fraction_of_boxes_by_hand():
+    from densitydiff.grids import overlap_fraction
+
+    a = DensityMap(np.zeros((10, 10, 10)), 2.0, (0, 0, 0))  # 20 Å cube
+    b = DensityMap(np.zeros((5, 5, 5)), 2.0, (15, 15, 15))  # 10 Å cube, 5 Å inside per axis
+    assert overlap_fraction(a, b) == pytest.approx(125 / 1000)
+    assert overlap_fraction(b, a) == pytest.approx(125 / 1000)
+    assert overlap_fraction(a, DensityMap(np.zeros((2, 2, 2)), 1.0, (30, 0, 0))) == 0.0
+
+
 def test_compare_real_map_against_its_model(cli):
     code, out, err = cli("compare", EMD, MODEL, "--resolution", "6", "--json")
     assert code == 0, err
@@ -153,7 +183,7 @@ def test_force_field_elements_are_refused_with_the_fix_named(cli, tmp_path):
     assert not (tmp_path / "o.mrc").exists()
 
 
-def test_fix_elements_repairs_blank_element_columns(cli, tmp_path):
+def test_blank_element_columns_are_inferred_by_default(cli, tmp_path):
     # Real files (3so6 and others in the PDB set) leave columns 77-78 blank on some atoms.
     lines = [
         "ATOM      1  N   ALA A   1      11.000  12.000  13.000  1.00 10.00\n",
@@ -163,13 +193,13 @@ def test_fix_elements_repairs_blank_element_columns(cli, tmp_path):
     blank = tmp_path / "blank.pdb"
     blank.write_text("".join(lines) + "END\n")
     code, _, err = cli("simulate", "map", blank, "-o", tmp_path / "o.mrc", "-r", "4")
-    assert code == 2 and "--fix-elements" in err
+    assert code == 0 and "inferred 3 element symbols" in err
     code, _, err = cli("simulate", "map", blank, "-o", tmp_path / "o.mrc", "-r", "4",
                        "--fix-elements")  # fmt: skip
     assert code == 0, err
     from densitydiff.structures import read_structure
 
-    st = read_structure(blank, fix_elements=True)
+    st = read_structure(blank)
     assert [a.element.name for a in st[0][0][0]] + [st[0][0][1][0].element.name] == [
         "N", "C", "S"
     ]  # fmt: skip

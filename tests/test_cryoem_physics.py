@@ -9,15 +9,15 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from densitydiff.errors import InputError
-from densitydiff.formats.particles import load_ctf
-from densitydiff.simulate import cryoem
-from densitydiff.simulate.reconstruct import backproject
-from densitydiff.simulate.rotations import (
+from densitydiff.formats.ctf import load_ctf
+from densitydiff.rotations import (
     euler_to_matrix,
     matrix_to_euler,
     random_rotations,
     rotvec_to_matrix,
 )
+from densitydiff.simulate import cryoem, ctf
+from densitydiff.simulate.reconstruct import backproject
 from tests.conftest import TESTDATA
 
 
@@ -133,10 +133,10 @@ def _published_ctf(row: np.ndarray, bfactor: float | None = None) -> np.ndarray:
 def test_ctf_equals_published_formula_on_reference_rows(name):
     params = load_ctf(TESTDATA / name)
     rows = params[np.linspace(0, len(params) - 1, 12).astype(int)]
-    got = cryoem.ctf(rows).numpy()
+    got = ctf.ctf(rows).numpy()
     for row, g in zip(rows, got):
         np.testing.assert_allclose(g, _published_ctf(row), atol=2e-5)
-    withb = cryoem.ctf(rows[:2], bfactor=80.0).numpy()
+    withb = ctf.ctf(rows[:2], bfactor=80.0).numpy()
     np.testing.assert_allclose(withb[1], _published_ctf(rows[1], 80.0), atol=2e-5)
     # at zero frequency CTF = -w (amplitude contrast; with phase shift: -w cos(-phi) + ...)
     D = int(rows[0, 0])
@@ -148,11 +148,11 @@ def test_ctf_equals_published_formula_on_reference_rows(name):
 
 def test_ctf_rejects_bad_rows():
     with pytest.raises(InputError):
-        cryoem.ctf(np.zeros((3, 8)))
+        ctf.ctf(np.zeros((3, 8)))
     bad = load_ctf(TESTDATA / "ctf2.pkl")[:2].copy()
     bad[1, 2] = np.nan
     with pytest.raises(InputError):
-        cryoem.ctf(bad)
+        ctf.ctf(bad)
 
 
 def test_phase_flip_leaves_the_ctf_magnitude():
@@ -161,7 +161,7 @@ def test_phase_flip_leaves_the_ctf_magnitude():
     img = torch.as_tensor(rng.normal(size=(3, D, D)), dtype=torch.float32)
     params = np.tile([D, 2.0, 15000, 14000, 30, 300, 2.7, 0.1, 0], (3, 1))
     params[:, 2] = [9000, 15000, 21000]
-    flipped = cryoem.phase_flip(cryoem.apply_ctf(img, params), params)
+    flipped = ctf.phase_flip(ctf.apply_ctf(img, params), params)
     # compare transforms inside the Nyquist circle (the unpaired edge row/column of an even
     # box is symmetrised when taking real parts)
     k = np.arange(D) - D // 2

@@ -12,7 +12,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from densitydiff.data import PatchDataset
 from densitydiff.data.augment import apply_symmetry, cube_symmetries
-from densitydiff.data.store import BuildConfig, build_store, complete_structures, read_root
+from densitydiff.data.build import BuildConfig, build_store
+from densitydiff.data.layout import complete_structures, read_root
 from densitydiff.errors import InputError
 from tests.conftest import EXAMPLES
 
@@ -143,8 +144,7 @@ def test_distributed_sampler_ranks_are_disjoint_and_cover(store):
 def test_chunk_reader_reads_what_zarr_reads(tmp_path, compressor, dtype):
     import zarr
 
-    from densitydiff.data.dataset import ChunkReader
-    from densitydiff.data.store import _compressors
+    from densitydiff.data.layout import ChunkReader, _compressors
 
     data = np.random.default_rng(0).standard_normal((3, 8, 8, 8)).astype(dtype)
     data[1] = 0.0  # equal to the fill value: zarr writes no chunk file for it

@@ -9,18 +9,16 @@ import numpy as np
 import pytest
 import zarr
 
-from densitydiff.data import store as store_mod
-from densitydiff.data.store import (
-    BuildConfig,
+from densitydiff.data import layout
+from densitydiff.data.build import BuildConfig, build_store, merge_stores
+from densitydiff.data.layout import (
     array_name,
-    assign_splits,
-    build_store,
     complete_structures,
     is_complete,
-    merge_stores,
     read_root,
     store_info,
 )
+from densitydiff.data.splits import assign_splits
 from densitydiff.errors import InputError
 from tests.conftest import EXAMPLES
 
@@ -188,7 +186,7 @@ def test_patches_match_an_independent_simulation(built):
 
 def test_resume_after_crash_equals_uninterrupted_build(built, tmp_path, monkeypatch):
     out = tmp_path / "crash.zarr"
-    real = store_mod._mark_complete
+    real = layout._mark_complete
     calls = []
 
     def crash_on_second(group, record):
@@ -197,10 +195,10 @@ def test_resume_after_crash_equals_uninterrupted_build(built, tmp_path, monkeypa
             raise KeyboardInterrupt  # killed after the chunks, before the marker
         real(group, record)
 
-    monkeypatch.setattr(store_mod, "_mark_complete", crash_on_second)
+    monkeypatch.setattr(layout, "_mark_complete", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         build_store(STRUCTURES, out, CONFIG, progress=False, log=lambda _: None)
-    monkeypatch.setattr(store_mod, "_mark_complete", real)
+    monkeypatch.setattr(layout, "_mark_complete", real)
     first, second = calls
     assert is_complete(out, first) and not is_complete(out, second)
     assert (out / "structures" / second / "r3").exists()  # a half-written structure is there

@@ -14,8 +14,8 @@ def test_demo_writes_maps_std_figures_and_the_table(cli, tmp_path):
     from tiny_models import export_tiny
 
     from densitydiff import metrics
-    from densitydiff.demo import DEMO_STRUCTURE, heldout_ids
     from densitydiff.formats.maps import read_map
+    from densitydiff.sharpen.demo import DEMO_STRUCTURE, heldout_ids
 
     # the demo structure is one the packaged models never saw
     assert DEMO_STRUCTURE.split(".")[0] in heldout_ids()

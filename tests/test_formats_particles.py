@@ -10,8 +10,10 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from densitydiff.errors import InputError
-from densitydiff.formats import cryosparc, particles, star
-from densitydiff.simulate.rotations import random_rotations
+from densitydiff.formats import cryosparc, mrcs, particles, star
+from densitydiff.formats.ctf import load_ctf, save_ctf
+from densitydiff.formats.latents import read_latents, write_latents
+from densitydiff.rotations import random_rotations
 from tests.conftest import TESTDATA
 
 
@@ -23,7 +25,7 @@ def test_cs_parses_to_cryodrgn_reference_poses_and_ctf():
     np.testing.assert_allclose(rot, ref_rot, atol=1e-6)
     np.testing.assert_allclose(trans, ref_trans, atol=1e-7)
     ctf = cryosparc.ctf_from_cs(cs)
-    ref = particles.load_ctf(TESTDATA / "ctf2.pkl")
+    ref = load_ctf(TESTDATA / "ctf2.pkl")
     assert ctf.dtype == np.float32 and ctf.shape == (2019, 9)
     np.testing.assert_array_equal(ctf, ref)
 
@@ -134,10 +136,10 @@ def test_stacks_lists_and_star_images(tmp_path):
     rng = np.random.default_rng(1)
     a = rng.normal(size=(5, 16, 16)).astype(np.float32)
     b = rng.normal(size=(3, 16, 16)).astype(np.float32)
-    particles.write_particles(tmp_path / "a.mrcs", a, 2.0)
-    particles.write_particles(tmp_path / "b.mrcs", b, 2.0)
+    mrcs.write_particles(tmp_path / "a.mrcs", a, 2.0)
+    mrcs.write_particles(tmp_path / "b.mrcs", b, 2.0)
     np.testing.assert_array_equal(particles.read_particles(tmp_path / "a.mrcs"), a)
-    assert particles.stack_pixel_size(tmp_path / "a.mrcs") == pytest.approx(2.0)
+    assert mrcs.stack_pixel_size(tmp_path / "a.mrcs") == pytest.approx(2.0)
     (tmp_path / "list.txt").write_text("a.mrcs\nb.mrcs\n")
     both = particles.read_particles(tmp_path / "list.txt")
     np.testing.assert_array_equal(both, np.concatenate([a, b]))
@@ -154,7 +156,7 @@ def test_stacks_lists_and_star_images(tmp_path):
 def test_writer_writes_out_of_order_and_leaves_nothing_when_incomplete(tmp_path):
     rng = np.random.default_rng(2)
     images = rng.normal(size=(6, 8, 8)).astype(np.float32)
-    with particles.ParticleWriter(tmp_path / "s.mrcs", 6, 8, 1.0) as w:
+    with mrcs.ParticleWriter(tmp_path / "s.mrcs", 6, 8, 1.0) as w:
         w.write_at([4, 1, 2], images[[4, 1, 2]], stats=True)
         w.write_at([0, 3, 5], images[[0, 3, 5]], stats=True)
         np.testing.assert_array_equal(w.read(1, 3), images[1:3])
@@ -166,7 +168,7 @@ def test_writer_writes_out_of_order_and_leaves_nothing_when_incomplete(tmp_path)
         assert mrc.header.rms == pytest.approx(images.std(), rel=1e-4)
         assert mrc.is_image_stack()
     with pytest.raises(InputError):
-        with particles.ParticleWriter(tmp_path / "t.mrcs", 6, 8, 1.0) as w:
+        with mrcs.ParticleWriter(tmp_path / "t.mrcs", 6, 8, 1.0) as w:
             w.write(images[:3])
     assert not list(tmp_path.glob("*t.mrcs*"))
 
@@ -181,11 +183,11 @@ def test_pickles_round_trip_and_malicious_pickles_are_refused(tmp_path):
     np.testing.assert_allclose(r, rot, atol=1e-6)
     np.testing.assert_allclose(t, trans, atol=1e-7)
     mu, logvar = rng.normal(size=(7, 2)), rng.normal(size=(7, 2))
-    particles.save_z(tmp_path / "z.pkl", mu, logvar)
-    m, lv = particles.load_z(tmp_path / "z.pkl")
+    write_latents(tmp_path / "z.pkl", mu, logvar)
+    m, lv = read_latents(tmp_path / "z.pkl")
     np.testing.assert_allclose(m, mu, atol=1e-6)
     np.testing.assert_allclose(lv, logvar, atol=1e-6)
-    m, lv = particles.load_z(TESTDATA / "zvals_het-2_1k.pkl")  # a real cryoDRGN file (means)
+    m, lv = read_latents(TESTDATA / "zvals_het-2_1k.pkl")  # a real cryoDRGN file (means)
     assert m.shape == (1319, 2) and lv is None
 
     class Evil:
@@ -204,11 +206,11 @@ def test_bad_particle_files(tmp_path):
     (tmp_path / "junk.mrcs").write_bytes(b"not an mrc file" * 100)
     with pytest.raises(InputError):
         particles.read_particles(tmp_path / "junk.mrcs")
-    particles.save_ctf(tmp_path / "ok.pkl", np.zeros((2, 9)))
+    save_ctf(tmp_path / "ok.pkl", np.zeros((2, 9)))
     with open(tmp_path / "wrong.pkl", "wb") as fh:
         pickle.dump(np.zeros((2, 8), np.float32), fh)
     with pytest.raises(InputError):
-        particles.load_ctf(tmp_path / "wrong.pkl")
+        load_ctf(tmp_path / "wrong.pkl")
     with open(tmp_path / "skew.pkl", "wb") as fh:
         pickle.dump((np.ones((2, 3, 3), np.float32), np.zeros((2, 2), np.float32)), fh)
     with pytest.raises(InputError, match="orthonormal"):

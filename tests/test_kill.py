@@ -117,7 +117,7 @@ def test_simulate_particles_killed_mid_simulation(tmp_path):
 
 
 def test_data_build_killed_then_resumed_equals_an_uninterrupted_build(tmp_path):
-    from densitydiff.data.store import BuildConfig, build_store
+    from densitydiff.data.build import BuildConfig, build_store
     from tests.test_data_store import _assert_same_store
 
     structures = [EXAMPLES / "1orc.pdb.gz", EXAMPLES / "1aki.cif.gz"]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from densitydiff.formats import particles, star
+from densitydiff.formats.ctf import load_ctf
 from densitydiff.formats.maps import read_map
 from densitydiff.simulate.cryoem import Projector, form_images
 from tests.conftest import EXAMPLES
@@ -50,7 +51,7 @@ def test_trajectory_data_set_is_complete_consistent_and_deterministic(cli, tmp_p
     images = particles.read_particles(a / "particles.mrcs")
     assert images.shape == (60, 24, 24)
     rot, trans = particles.load_poses(a / "poses.pkl")
-    ctf = particles.load_ctf(a / "ctf.pkl")
+    ctf = load_ctf(a / "ctf.pkl")
     assert rot.shape == (60, 3, 3) and trans.shape == (60, 2) and ctf.shape == (60, 9)
     assert np.all((ctf[:, 2] >= 10000) & (ctf[:, 2] <= 25000))
     df = star.read_star(a / "particles.star")
@@ -182,3 +183,45 @@ def test_bad_inputs_give_one_line_and_leave_no_stack(cli, tmp_path):
         assert err.count("\n") == 1 and err.startswith("densitydiff: error:"), err
         assert not (out / "particles.mrcs").exists()
         assert not list(out.glob(".particles*")) if out.exists() else True
+
+
+def test_star_carries_what_relion_31_expects(cli, tmp_path):
+    import starfile
+
+    traj = _trajectory(tmp_path, n_frames=2)
+    code, _, err = cli("simulate", "particles", "-o", tmp_path / "r", "--trajectory", traj,
+                       "--n-images", "7", "--box", "16", "--pixel-size", "4")  # fmt: skip
+    assert code == 0, err
+    path = tmp_path / "r" / "particles.star"
+    text = path.read_text().splitlines()
+    blocks = [i for i, line in enumerate(text) if line.startswith("data_")]
+    assert [text[i] for i in blocks] == ["data_optics", "data_particles"]
+    for i in blocks:  # RELION 3.1 writes "# version 30001" right before each block
+        assert "# version 30001" in [ln.strip() for ln in text[max(0, i - 2) : i]]
+    tables = starfile.read(path, always_dict=True)
+    assert set(tables) == {"optics", "particles"}
+    optics, parts = tables["optics"], tables["particles"]
+    assert {"rlnOpticsGroup", "rlnImagePixelSize", "rlnImageSize", "rlnVoltage"} <= set(optics)
+    assert optics["rlnImageSize"].tolist() == [16]
+    assert len(parts) == 7
+    assert parts["rlnRandomSubset"].tolist() == [1, 2, 1, 2, 1, 2, 1]
+    names = parts["rlnMicrographName"].tolist()
+    assert all(isinstance(n, str) and n.endswith(".mrc") for n in names)
+    assert set(parts["rlnOpticsGroup"]) <= set(optics["rlnOpticsGroup"])
+    assert parts["rlnImageName"].iloc[0] == "000001@particles.mrcs"
+
+
+def test_trajectory_with_calcium_alpha_carbons_is_refused(cli, tmp_path):
+    """Frames are read with the element check: CA atoms whose element column says Ca."""
+    traj = _trajectory(tmp_path)
+    lines = traj.read_text().splitlines(keepends=True)
+    bad = [
+        line[:76] + "CA" + line[78:] if line.startswith("ATOM") and line[12:16] == " CA " else line
+        for line in lines
+    ]
+    (tmp_path / "bad.pdb").write_text("".join(bad))
+    out = tmp_path / "o"
+    code, _, err = cli("simulate", "particles", "-o", out, "--trajectory", tmp_path / "bad.pdb",
+                       "--n-images", "4", *COMMON)  # fmt: skip
+    assert code == 2 and "calcium" in err and err.count("\n") == 1, err
+    assert not (out / "particles.mrcs").exists()

@@ -101,16 +101,20 @@ def test_bad_latents_are_refused(tmp_path, cli):
 def test_training_run_records_and_loads_weights_only(run):
     path = run / "run" / "prior.pt"
     blob = torch.load(path, weights_only=True)
-    assert blob["dim"] == 8 and blob["config"]["seed"] == 3 and blob["epochs_trained"] == 30
-    record = yaml.safe_load((run / "run" / "config.yaml").read_text())
-    assert record["config"]["width"] == 64 and record["config"]["epochs"] == 30
+    assert blob["dim"] == 8 and blob["config"]["seed"] == 3 and blob["epochs_trained"] == 40
+    config = yaml.safe_load((run / "run" / "config.yaml").read_text())
+    assert config["width"] == 64 and config["epochs"] == 40
+    record = yaml.safe_load((run / "run" / "run.yaml").read_text())
+    assert record["config"] == config and record["seed"] == 3
+    assert record["command"]["argv"][1:3] == ["prior", "train"]
     assert {"torch", "lightning", "densitydiff", "numpy"} <= set(record["versions"])
     assert (run / "run" / "checkpoints" / "last.ckpt").is_file()
     assert np.allclose(blob["mean"].numpy(), np.load(run / "z.npy").mean(0), atol=1e-5)
 
 
 def test_training_is_deterministic_and_resumes(tmp_path):
-    from densitydiff.prior.train import PriorConfig, train_prior
+    from densitydiff.prior.config import PriorConfig
+    from densitydiff.prior.train import train_prior
 
     z = Latents(circular(600, dim=3, seed=1))
     cfg = PriorConfig(epochs=2, width=16, depth=2, emb_dim=8, batch_size=200, seed=7)
@@ -155,8 +159,8 @@ def test_sample_cli_every_method(run, cli, method):
 
 
 def test_ode_round_trip_returns_the_latents(run):
+    from densitydiff.prior.checkpoint import load_prior
     from densitydiff.prior.interpolate import decode, encode
-    from densitydiff.prior.sample import load_prior
 
     prior = load_prior(run / "run")
     z = prior.latents[:32]
@@ -217,3 +221,27 @@ def test_evaluate_json_and_plot(run, cli):
         "prior", "sample", run / "run", "-n", "3", "-o", run / "x.npy", "--threads", "0"
     )
     assert code == 2 and "--threads" in err
+
+
+def _cryodrgn_zfile(path, zdim):
+    """How `cryodrgn eval_vol --zfile` reads latents: np.loadtxt, reshaped to (-1, zdim)."""
+    return np.loadtxt(path).reshape(-1, zdim)
+
+
+def test_sample_and_interpolate_write_text_that_eval_vol_reads(run, cli):
+    out = run / "z_prior.txt"
+    code, _, err = cli("prior", "sample", run / "run", "-n", "50", "-o", out,
+                       "--method", "gaussian", "--seed", "2")  # fmt: skip
+    assert code == 0, err
+    code, _, err = cli("prior", "sample", run / "run", "-n", "50", "-o", run / "same.npy",
+                       "--method", "gaussian", "--seed", "2")  # fmt: skip
+    assert code == 0, err
+    z = _cryodrgn_zfile(out, 8)
+    assert z.shape == (50, 8)
+    np.testing.assert_array_equal(z.astype(np.float32), np.load(run / "same.npy"))  # exact
+    assert len(out.read_text().splitlines()) == 50
+    np.testing.assert_array_equal(load_latents(out).mu, np.load(run / "same.npy"))
+    code, _, err = cli("prior", "interpolate", run / "run", "--start", "0", "--end", "7",
+                       "--steps", "4", "-o", run / "path.txt")  # fmt: skip
+    assert code == 0, err
+    assert _cryodrgn_zfile(run / "path.txt", 8).shape == (4, 8)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import pytest
 
+from densitydiff.prior.checkpoint import load_prior
+from densitydiff.prior.config import PriorConfig
 from densitydiff.prior.evaluate import evaluate_prior
 from densitydiff.prior.latents import Latents
-from densitydiff.prior.sample import load_prior, sample_prior
+from densitydiff.prior.sample import sample_prior
 from densitydiff.prior.synthetic import chi_radius, compositional, outside_modes
-from densitydiff.prior.train import PriorConfig, train_prior
+from densitydiff.prior.train import train_prior
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -108,7 +108,7 @@ def test_train_export_command_packages_the_ema_weights(ddpm_run, tmp_path, cli):
                             "--steps", "7")  # fmt: skip
     assert code == 0, err
     exported = load_sharpener(out)
-    assert (exported.model.sampler, exported.model.sample_steps) == ("ddim", 7)
+    assert (exported.model.sampling.sampler, exported.model.sampling.steps) == ("ddim", 7)
     from_ckpt = load_sharpener(run / "checkpoints" / "last.ckpt")
     for name, value in from_ckpt.model.state_dict().items():
         assert torch.equal(exported.model.state_dict()[name], value), name

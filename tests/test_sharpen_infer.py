@@ -10,27 +10,26 @@ import numpy as np
 import pytest
 import torch
 from sharpen_pairs import PairDataset, blobs, make_pair
-from torch import nn
 
 from densitydiff.errors import InputError
 from densitydiff.maps import DensityMap
-from densitydiff.sharpen.checkpoint import Sharpener
+from densitydiff.sharpen.checkpoint import SharpenCheckpoint
 from densitydiff.sharpen.config import load_config
 from densitydiff.sharpen.infer import covers_unit_cell, sharpen_map
-from densitydiff.sharpen.models import build_model
+from densitydiff.sharpen.models import SharpeningModel, build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-class Identity(nn.Module):
+class Identity(SharpeningModel):
     """A 'model' that returns its input: inference must then give back the input map."""
 
     def sharpen(self, inp, input_resolution=None, target_resolution=None, **_):
         return inp.clone()
 
 
-def _sharpener(model, config, patch=16, voxel=1.0, kind="unet") -> Sharpener:
-    return Sharpener(model.eval(), config, voxel, patch, "test", kind, kind != "unet")
+def _sharpener(model, config, patch=16, voxel=1.0) -> SharpenCheckpoint:
+    return SharpenCheckpoint(model.eval(), config, voxel, patch, "test")
 
 
 def _tiny(kind="unet", **net):
@@ -83,7 +82,7 @@ def test_exact_tiles_are_refused_for_tile_wide_statistics_or_sampling(kind, net)
     config, model = _tiny(kind, **net)
     density = DensityMap(np.ones((8, 8, 8), np.float32), 1.0)
     with pytest.raises(InputError, match="exact tiles need a deterministic local network"):
-        sharpen_map(density, _sharpener(model, config, kind=kind), input_resolution=4.0,
+        sharpen_map(density, _sharpener(model, config), input_resolution=4.0,
                     target_resolution=2.0, exact_tiles=True)  # fmt: skip
 
 
@@ -151,7 +150,7 @@ def test_trained_model_output_lines_up_with_the_input():
 
 def test_samples_give_mean_and_std_and_clip_holds():
     config, model = _tiny("ddpm")
-    sharpener = _sharpener(model, config, kind="ddpm")
+    sharpener = _sharpener(model, config)
     vol = blobs(20, np.random.default_rng(3), count=30, sigma=1.5).astype(np.float32) * 4 + 2
     density = DensityMap(vol, 1.0, (0.0, 0.0, 0.0))
     kw = dict(input_resolution=4, target_resolution=2, sampler="ddim", steps=2)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from sharpen_pairs import fsc_auc, make_pair
 
+from densitydiff.diffusion.sampling import Sampling
 from densitydiff.sharpen.config import load_config
 from densitydiff.sharpen.models import build_model
 
@@ -88,14 +89,15 @@ def test_ddpm_dpmsolver_sample_reproduces_the_pair(ddpm):
     model, batch, _, _ = ddpm
     b = {k: v[:1] for k, v in batch.items()}
     args = (b["input"], b["input_resolution"], b["target_resolution"])
-    sample = model.sharpen(*args, generator=torch.Generator().manual_seed(0), sampler="dpmsolver++")
+    dpm = Sampling("dpmsolver++", model.sampling.steps)
+    sample = model.sharpen(*args, generator=torch.Generator().manual_seed(0), sampling=dpm)
     target, inp = b["target"][0, 0].numpy(), b["input"][0, 0].numpy()
     auc_input, auc_sample = fsc_auc(inp, target), fsc_auc(sample[0, 0].numpy(), target)
     assert auc_sample > auc_input + 0.2, (auc_input, auc_sample)
     # same seed, same sample; another seed, another sample
-    again = model.sharpen(*args, generator=torch.Generator().manual_seed(0), sampler="dpmsolver++")
+    again = model.sharpen(*args, generator=torch.Generator().manual_seed(0), sampling=dpm)
     torch.testing.assert_close(sample, again, rtol=0, atol=0)
-    other = model.sharpen(*args, generator=torch.Generator().manual_seed(1), sampler="dpmsolver++")
+    other = model.sharpen(*args, generator=torch.Generator().manual_seed(1), sampling=dpm)
     assert not torch.allclose(sample, other)
 
 

@@ -154,7 +154,7 @@ def test_cli_bad_inputs(cli, tmp_path):
 
 
 def test_cli_trains_on_a_store(cli, tmp_path):
-    from densitydiff.data.store import BuildConfig, build_store
+    from densitydiff.data.build import BuildConfig, build_store
 
     examples = REPO / "src" / "densitydiff" / "examples"
     store = tmp_path / "store.zarr"
@@ -181,6 +181,10 @@ def test_cli_trains_on_a_store(cli, tmp_path):
     assert code == 0, err
     assert "step 3" in out
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    from densitydiff.sharpen.checkpoint import load_sharpener
+
+    trained = load_sharpener(run / "checkpoints" / "last.ckpt")  # the store's geometry, saved
+    assert (trained.voxel_size, trained.patch) == (1.0, 16) and "geometry" not in trained.extra
     listed = (run / "structures.txt").read_text().split()
     assert listed and set(listed) <= {"1orc", "1aki"}
     code, out, err = cli(*args, "--max-steps", "5", "--resume")  # keeps the run's config

@@ -19,16 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from densitydiff.errors import InputError
-from densitydiff.maps import DensityMap
+from densitydiff.maps import DensityMap, voxel_triple
 
 LOWPASS_KINDS = ("hard", "cosine", "gaussian")
-
-
-def _voxel_triple(voxel_size, name: str = "voxel_size") -> np.ndarray:
-    v = np.broadcast_to(np.asarray(voxel_size, dtype=float), (3,)).copy()
-    if not np.all(np.isfinite(v)) or np.any(v <= 0):
-        raise InputError(f"{name} must be positive and finite, got {voxel_size!r}")
-    return v
 
 
 def _array3(array: np.ndarray, what: str = "array") -> np.ndarray:
@@ -40,7 +33,7 @@ def _array3(array: np.ndarray, what: str = "array") -> np.ndarray:
 
 def frequency_magnitude(shape: tuple[int, ...], voxel_size) -> np.ndarray:
     """|s| (1/Å) on the rfftn grid of an array of `shape` with (z, y, x) `voxel_size`."""
-    v = _voxel_triple(voxel_size)
+    v = np.array(voxel_triple(voxel_size))
     fz = np.fft.fftfreq(shape[0], d=v[0])
     fy = np.fft.fftfreq(shape[1], d=v[1])
     fx = np.fft.rfftfreq(shape[2], d=v[2])
@@ -117,7 +110,7 @@ def resample(density: DensityMap, voxel_size) -> DensityMap:
     low-passed at the new Nyquist frequency when downsampling. Works for anisotropic input and
     non-cubic boxes.
     """
-    new_v = _voxel_triple(voxel_size)
+    new_v = np.array(voxel_triple(voxel_size))
     a = np.asarray(density.array, dtype=np.float64)
     old_v = np.asarray(density.voxel_size)
     new_shape = [max(1, int(round(n * v / nv))) for n, v, nv in zip(a.shape, old_v, new_v)]
@@ -164,3 +157,26 @@ def unzscore(array: np.ndarray, stats: tuple[float, float]) -> np.ndarray:
     """Undo `zscore`: array * std + mean."""
     mean, std = stats
     return np.asarray(array) * std + mean
+
+
+def soft_edge(binary: np.ndarray, voxel_size, width: float) -> np.ndarray:
+    """A mask that is 1 on `binary` and falls to 0 as a raised cosine over `width` Å outside it.
+
+    value = (1 + cos(pi d / width)) / 2 at distance d (Å, Euclidean to the nearest mask voxel),
+    0 beyond `width`, as RELION's mask_create --width_soft_edge. width 0 gives the binary mask.
+    """
+    from scipy import ndimage
+
+    inside = np.asarray(binary, dtype=bool)
+    if inside.ndim != 3:
+        raise InputError(f"a mask must be 3-D, got shape {inside.shape}")
+    if not np.any(inside):
+        raise InputError("the mask is empty (no voxel inside)")
+    width = float(width)
+    if not np.isfinite(width) or width < 0:
+        raise InputError(f"soft edge width must be >= 0 Å, got {width!r}")
+    if width == 0:
+        return inside.astype(np.float32)
+    distance = ndimage.distance_transform_edt(~inside, sampling=voxel_triple(voxel_size))
+    edge = 0.5 * (1.0 + np.cos(np.pi * np.minimum(distance, width) / width))
+    return np.where(inside, 1.0, np.where(distance < width, edge, 0.0)).astype(np.float32)

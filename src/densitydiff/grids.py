@@ -24,3 +24,15 @@ def interpolate_onto(density: DensityMap, like: DensityMap, order: int = 1) -> D
         density.array, coords, order=order, mode="constant", cval=0.0, prefilter=order > 1
     )
     return like.with_array(values.astype(np.float32))
+
+
+def overlap_fraction(a: DensityMap, b: DensityMap) -> float:
+    """Volume of the intersection of the two maps' boxes over the smaller box's volume (0..1).
+
+    A box spans origin .. origin + shape * voxel_size per axis (Å).
+    """
+    lo_a, lo_b = np.asarray(a.origin), np.asarray(b.origin)
+    hi_a, hi_b = lo_a + np.asarray(a.extent), lo_b + np.asarray(b.extent)
+    edges = np.clip(np.minimum(hi_a, hi_b) - np.maximum(lo_a, lo_b), 0.0, None)
+    smaller = min(float(np.prod(a.extent)), float(np.prod(b.extent)))
+    return float(np.prod(edges) / smaller)

@@ -14,6 +14,22 @@ import numpy as np
 from densitydiff.errors import InputError
 
 
+def voxel_triple(voxel_size, name: str = "voxel_size") -> tuple[float, float, float]:
+    """A voxel size as (z, y, x) Å, each positive and finite; one number applies to all axes.
+
+    The one check of voxel (and pixel) sizes; InputError names `name` and the value given.
+    """
+    try:
+        v = np.broadcast_to(np.asarray(voxel_size, dtype=float), (3,))
+    except (TypeError, ValueError):
+        raise InputError(
+            f"{name} must be a number or a (z, y, x) triple, got {voxel_size!r}"
+        ) from None
+    if not np.all(np.isfinite(v)) or np.any(v <= 0):
+        raise InputError(f"{name} must be positive and finite, got {voxel_size!r}")
+    return (float(v[0]), float(v[1]), float(v[2]))
+
+
 def _triple(value, name: str) -> tuple[float, float, float]:
     arr = np.broadcast_to(np.asarray(value, dtype=float), (3,))
     if not np.all(np.isfinite(arr)):
@@ -28,21 +44,23 @@ class DensityMap:
     `unit_cell` is set for crystallographic maps (a, b, c, alpha, beta, gamma) and kept on write.
     Then the array's (z, y, x) axes are the cell's (c, b, a) axes; for a non-orthogonal cell
     they are not Cartesian (see `is_orthogonal`, `require_orthogonal`).
+    `header` is the source file's header (an MRC header record from `formats.mrc`), carried by
+    `with_array` so an output on the input's grid is written with the input's header (nstart,
+    axis order, space group, cell, labels), as viewers that read either convention expect.
     """
 
     array: np.ndarray
     voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
     unit_cell: tuple[float, ...] | None = field(default=None)
+    header: object | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         array = np.asarray(self.array)
         if array.ndim != 3:
             raise InputError(f"a density map must be 3-D, got shape {array.shape}")
         self.array = np.ascontiguousarray(array, dtype=np.float32)
-        self.voxel_size = _triple(self.voxel_size, "voxel_size")
-        if min(self.voxel_size) <= 0:
-            raise InputError(f"voxel size must be positive, got {self.voxel_size}")
+        self.voxel_size = voxel_triple(self.voxel_size)
         self.origin = _triple(self.origin, "origin")
 
     @property
@@ -72,10 +90,10 @@ class DensityMap:
         return tuple(float(n * v) for n, v in zip(self.shape, self.voxel_size))  # type: ignore
 
     def with_array(self, array: np.ndarray) -> DensityMap:
-        """A map on this grid (same voxel size, origin and cell) holding `array`."""
+        """A map on this grid (same voxel size, origin, cell and source header) holding `array`."""
         if array.shape != self.shape:
             raise InputError(f"array shape {array.shape} does not match the grid {self.shape}")
-        return DensityMap(array, self.voxel_size, self.origin, self.unit_cell)
+        return DensityMap(array, self.voxel_size, self.origin, self.unit_cell, self.header)
 
     def same_grid(self, other: DensityMap, atol: float = 1e-3) -> bool:
         """True when both maps have the same shape, voxel size and origin (to `atol` Å)."""

@@ -30,8 +30,24 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from densitydiff import __version__
+
+        print(f"densitydiff {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
     """Deep generative models of 3-D electron density. Run a command with --help for examples."""
 
 
@@ -69,9 +85,13 @@ def _user_error(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 2 bad input)."""
+    from densitydiff.runrecord import invoked_as
+
     exits, aborts, usage = _cli_exceptions()
+    args = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
-        result = app(args=argv, standalone_mode=False, prog_name="densitydiff")
+        with invoked_as(["densitydiff", *args]):
+            result = app(args=argv, standalone_mode=False, prog_name="densitydiff")
     except exits as exc:
         return int(getattr(exc, "exit_code", 0) or 0)
     except aborts:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -21,9 +22,45 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
         raise InputError(f"{what} {text!r}: expected numbers separated by commas") from None
 
 
+def _parse_pairs(text: str, resolutions: Sequence[float]) -> tuple[tuple[float, float], ...]:
+    """'all' (r_out <= r_in), 'up' (r_out < r_in), 'to-finest', or 'r_in:r_out,...'."""
+    from densitydiff.data.build import all_pairs
+    from densitydiff.errors import InputError
+
+    res = sorted(float(r) for r in resolutions)
+    text = text.strip()
+    if text == "all":
+        return all_pairs(res)
+    if text == "up":
+        return tuple(p for p in all_pairs(res) if p[1] < p[0])
+    if text == "to-finest":
+        return tuple((r, res[0]) for r in res)
+    try:
+        return tuple((float(a), float(b)) for a, b in (item.split(":") for item in text.split(",")))
+    except ValueError:
+        raise InputError(
+            f"--pairs {text!r}: use all, up, to-finest or a list like 4:2,3:2"
+        ) from None
+
+
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'i/n' with 0 <= i < n -> (i, n); None -> None."""
+    from densitydiff.errors import InputError
+
+    if text is None:
+        return None
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise InputError(f"--shard {text!r}: need 0 <= i < n")
+    return i, n
+
+
 def _held_out(values: list[str]) -> tuple[str, ...]:
     """Ids given directly, comma-separated, or one per line in a file."""
-    from densitydiff.data.store import structure_id
+    from densitydiff.structures import structure_id
 
     out: list[str] = []
     for v in values:
@@ -65,7 +102,13 @@ def build(
     threshold: float = typer.Option(0.5, help="Density threshold, z-score of the coarsest map."),
     padding: float = typer.Option(8.0, help="Å of solvent around the atoms in each grid."),
     fix_elements: bool = typer.Option(
-        False, "--fix-elements", help="Set blank or wrong element columns from atom names."
+        False,
+        "--fix-elements",
+        help="Also override element columns that contradict atom names (blank ones are "
+        "inferred without it).",
+    ),
+    strict_elements: bool = typer.Option(
+        False, "--strict-elements", help="Refuse blank element columns instead of inferring."
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
@@ -77,7 +120,7 @@ def build(
     from densitydiff.extras import require
 
     require("data", what="data build")
-    from densitydiff.data.store import BuildConfig, build_store, parse_pairs, parse_shard
+    from densitydiff.data.build import BuildConfig, build_store
 
     res = _floats(resolutions, "--resolutions")
     config = BuildConfig(
@@ -86,7 +129,7 @@ def build(
         patch=patch,
         patches_per_structure=patches_per_structure,
         rotations=rotations,
-        pairs=parse_pairs(pairs, res),
+        pairs=_parse_pairs(pairs, res),
         dtype=dtype,
         seed=seed,
         padding=padding,
@@ -97,13 +140,14 @@ def build(
         held_out=_held_out(held_out),
         compressor=compressor,
         fix_elements=fix_elements,
+        strict_elements=strict_elements,
     )
     build_store(
         structures or [],
         out,
         config,
         workers=workers,
-        shard=parse_shard(shard),
+        shard=_parse_shard(shard),
         progress=not no_progress,
     )
 
@@ -122,7 +166,7 @@ def merge(
     from densitydiff.extras import require
 
     require("data", what="data merge")
-    from densitydiff.data.store import merge_stores
+    from densitydiff.data.build import merge_stores
 
     result = merge_stores(shards, out)
     print(f"merged {result['merged']} structures into {out}", file=sys.stderr)
@@ -149,7 +193,7 @@ def info(
     from densitydiff.extras import require
 
     require("data", what="data info")
-    from densitydiff.data.store import store_info, verify_store
+    from densitydiff.data.layout import store_info, verify_store
 
     verify_store(store, decode=not quick)
     rec = store_info(store)

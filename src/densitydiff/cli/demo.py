@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from densitydiff.diffusion.sampling import HELP as SAMPLER_HELP
+
 
 def demo(
     out_dir: Path = typer.Option(Path("demo_out"), "-o", "--out-dir", help="Output folder."),
@@ -13,10 +15,10 @@ def demo(
         None,
         "--checkpoint",
         "-c",
-        help="Model instead of the packaged ones ('default', 'unet' or a file); repeatable.",
+        help="Model instead of the packaged ones ('default', 'regression' or a file); repeatable.",
     ),
     samples: int = typer.Option(4, "--samples", help="Samples per generative model (std map)."),
-    sampler: str | None = typer.Option(None, "--sampler", help="ddpm | ddim | dpmpp"),
+    sampler: str | None = typer.Option(None, "--sampler", help=SAMPLER_HELP),
     steps: int = typer.Option(8, "--steps", help="Sampler steps of generative models."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the samplers."),
 ) -> None:
@@ -27,7 +29,7 @@ def demo(
 
     Example: densitydiff demo -o demo_out
     """
-    from densitydiff.demo import DEMO_STRUCTURE, run_demo
+    from densitydiff.sharpen.demo import DEMO_STRUCTURE, run_demo
     from densitydiff.sharpen.evaluate import format_table
 
     print(f"densitydiff demo: {DEMO_STRUCTURE} (held out from training), 4 Å → 2 Å")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from densitydiff.diffusion.sampling import HELP as SAMPLER_HELP
+
 
 def evaluate(
     structures: list[Path] = typer.Argument(..., help="Atomic models (PDB/mmCIF, optionally .gz)."),
@@ -13,7 +15,7 @@ def evaluate(
         None,
         "--checkpoint",
         "-c",
-        help="Model: 'default', 'unet' or a .pt/.ckpt path; repeat for several. "
+        help="Model: 'default', 'regression' or a .pt/.ckpt path; repeat for several. "
         "Default: the packaged DDPM and the packaged regression U-Net.",
     ),
     input_resolution: float = typer.Option(4.0, "--input-resolution", help="Input map (Å)."),
@@ -21,13 +23,19 @@ def evaluate(
     voxel_size: float | None = typer.Option(
         None, "--voxel-size", help="Simulation voxel size (Å); default: the first model's."
     ),
-    sampler: str | None = typer.Option(None, "--sampler", help="ddpm | ddim | dpmpp"),
+    sampler: str | None = typer.Option(None, "--sampler", help=SAMPLER_HELP),
     steps: int | None = typer.Option(None, "--steps", help="Sampler steps (DDPM models)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the samplers."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
     batch_size: int = typer.Option(4, "--batch-size", help="Tiles per model call."),
     fix_elements: bool = typer.Option(
-        False, "--fix-elements", help="Set missing element symbols from the atom names."
+        False,
+        "--fix-elements",
+        help="Also override element columns that contradict atom names (blank ones are "
+        "inferred without it).",
+    ),
+    strict_elements: bool = typer.Option(
+        False, "--strict-elements", help="Refuse blank element columns instead of inferring."
     ),
     no_models: bool = typer.Option(False, "--no-models", help="Only the classical baselines."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
@@ -45,11 +53,11 @@ def evaluate(
     """
     import contextlib
     import json
+    import time
 
     from densitydiff.devices import check_device
     from densitydiff.errors import InputError
     from densitydiff.outputs import atomic_dir, check_output_dir
-    from densitydiff.report import results_json, structure_figures, write_csv, write_report
     from densitydiff.sharpen.evaluate import (
         check_resolutions,
         check_sampling,
@@ -57,7 +65,9 @@ def evaluate(
         format_table,
         summarise,
     )
+    from densitydiff.sharpen.report import results_json, structure_figures, write_csv, write_report
 
+    start = time.perf_counter()
     check_resolutions(input_resolution, target_resolution)
     missing = [str(p) for p in structures if not p.is_file()]
     if missing:
@@ -66,7 +76,7 @@ def evaluate(
     device = check_device(device)
     if report is not None:
         check_output_dir(report, "report.html")
-    models = [] if no_models else (list(checkpoint) if checkpoint else ["default", "unet"])
+    models = [] if no_models else (list(checkpoint) if checkpoint else ["default", "regression"])
     figures: dict = {}
     stack = contextlib.ExitStack()  # the report is written in a temporary folder, renamed last
     folder = stack.enter_context(atomic_dir(report, "report.html")) if report is not None else None
@@ -89,6 +99,7 @@ def evaluate(
             device=device,
             batch_size=batch_size,
             fix_elements=fix_elements,
+            strict_elements=strict_elements,
         )
         summary = summarise(rows)
         if csv_out is not None:
@@ -103,6 +114,10 @@ def evaluate(
                 "seed": seed,
             }
             write_report(rows, folder, figures=figures, settings=settings)
+            from densitydiff.runrecord import run_record, write_record
+
+            record = run_record(config=settings, seed=seed, inputs=structures, started=start)
+            write_record(folder / "run.json", record)
     if as_json:
         print(json.dumps(results_json(rows, summary)))
     else:

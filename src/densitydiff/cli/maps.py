@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-STRUCTURE_SUFFIXES = (".pdb", ".cif", ".ent", ".mmcif")
+MIN_OVERLAP = 0.5  # --resample refuses pairs whose boxes share less of the smaller box
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
 
@@ -44,11 +44,6 @@ def info(
         print(f"{key:15s} {value}")
 
 
-def _is_structure(path: Path) -> bool:
-    name = path.name.lower().removesuffix(".gz")
-    return name.endswith(STRUCTURE_SUFFIXES)
-
-
 def _pair_on_one_grid(a_path: Path, b_path: Path, resample: bool):
     """Read two maps; put the second on the first's grid, or refuse when grids differ."""
     from densitydiff.errors import InputError
@@ -63,10 +58,21 @@ def _pair_on_one_grid(a_path: Path, b_path: Path, resample: bool):
                 f"{b.voxel_size[::-1]} Å, origin {a.origin[::-1]} / {b.origin[::-1]}); "
                 "pass --resample to interpolate the second onto the first"
             )
-        from densitydiff.grids import interpolate_onto
+        from densitydiff.grids import interpolate_onto, overlap_fraction
 
+        shared = overlap_fraction(a, b)
+        if shared < MIN_OVERLAP:
+            raise InputError(
+                f"{a_path} and {b_path} barely overlap ({100 * shared:.0f} % of the smaller box "
+                f"is shared, below {100 * MIN_OVERLAP:.0f} %): origins {_xyz(a.origin)} / "
+                f"{_xyz(b.origin)} Å (x, y, z); their FSC would measure the offset, not the maps"
+            )
         b = interpolate_onto(b, a)
     return a, b
+
+
+def _xyz(zyx) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in zyx[::-1]) + ")"
 
 
 def _read_mask(path: Path | None, like):
@@ -88,23 +94,81 @@ def _require_signal(path: Path, array, what: str) -> None:
     if float(array.max()) == float(array.min()):
         value = float(array.min())
         raise InputError(f"{path}: the map is constant ({value:g}); {what} is undefined")
+def _fsc_mask(a, b, mask, threshold, model, radius, soft_edge_width):
+    """(mask array or None, description) from --mask, --mask-threshold or --mask-model."""
+    from densitydiff.errors import InputError
+    from densitydiff.filters import soft_edge
+
+    given = [mask is not None, threshold is not None, model is not None]
+    if sum(given) > 1:
+        raise InputError("give one of --mask, --mask-threshold or --mask-model")
+    if not any(given):
+        if soft_edge_width is not None:
+            raise InputError("--mask-soft-edge needs --mask, --mask-threshold or --mask-model")
+        return None, None
+    if mask is not None:
+        array = _read_mask(mask, a)
+        if soft_edge_width is not None:
+            array = soft_edge(array >= 0.5, a.voxel_size, soft_edge_width)
+        return array, {"kind": "file", "path": str(mask), "soft_edge": soft_edge_width}
+    width = 6.0 if soft_edge_width is None else soft_edge_width
+    if threshold is not None:
+        binary = 0.5 * (a.array + b.array) >= threshold  # on the average map, as RELION
+        if not binary.any():
+            raise InputError(f"--mask-threshold {threshold:g}: the mask is empty (map max "
+                             f"{float((0.5 * (a.array + b.array)).max()):.4g})")  # fmt: skip
+        info = {"kind": "threshold", "threshold": threshold, "soft_edge": width}
+    else:
+        from densitydiff.simulate.density import atom_mask
+        from densitydiff.structures import read_structure
+
+        binary = atom_mask(read_structure(model), a, radius)
+        if not binary.any():
+            raise InputError(f"--mask-model {model}: no atom lies inside the map's box")
+        info = {"kind": "model", "path": str(model), "radius": radius, "soft_edge": width}
+    return soft_edge(binary, a.voxel_size, width), info
 
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _figures(metrics, curve) -> dict:
+    return {
+        "fsc_0.5": metrics.resolution_at(curve, 0.5),
+        "fsc_0.143": metrics.resolution_at(curve, 0.143),
+        "fsc_auc": metrics.fsc_auc(curve),
+    }
+
+
 def fsc(
     map_a: Path = typer.Argument(..., help="First map (e.g. half map 1, or a prediction)."),
     map_b: Path = typer.Argument(..., help="Second map, on the same grid."),
     mask: Path | None = typer.Option(None, "--mask", help="Mask map (0..1) on the same grid."),
+    mask_threshold: float | None = typer.Option(
+        None, "--mask-threshold", help="Mask: voxels of the average map >= T, soft-edged."
+    ),
+    mask_model: Path | None = typer.Option(
+        None, "--mask-model", help="Mask: atoms of this model + --mask-radius, soft-edged."
+    ),
+    mask_radius: float = typer.Option(3.0, "--mask-radius", help="Model mask radius (Å)."),
+    mask_soft_edge: float | None = typer.Option(
+        None,
+        "--mask-soft-edge",
+        help="Raised-cosine edge (Å); default 6 for threshold/model masks, none for --mask.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the phase randomisation."),
     plot: Path | None = typer.Option(None, "--plot", help="Write the FSC curve as a PNG."),
     resample: bool = typer.Option(False, "--resample", help="Interpolate B onto A's grid."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Fourier shell correlation: resolution at FSC 0.5 and 0.143 (Å) and the FSC-AUC.
 
-    Example: densitydiff fsc half1.mrc half2.mrc --mask mask.mrc --plot fsc.png
+    With a mask (--mask, --mask-threshold or --mask-model) the masked FSC is corrected by phase
+    randomisation (Chen et al. 2013) beyond the unmasked FSC's 0.8 crossing, as RELION's
+    postprocess does; the figures are then those of the corrected curve (docs/metrics.md).
+
+    Example: densitydiff fsc half1.mrc half2.mrc --mask-threshold 0.02 --plot fsc.png
     """
     from densitydiff import metrics
     from densitydiff.errors import InputError
@@ -115,24 +179,54 @@ def fsc(
     for path, m in ((map_a, a), (map_b, b)):
         _require_signal(path, m.array, "FSC")
     voxel = a.require_isotropic("FSC")
-    curve = metrics.fsc(a.array, b.array, voxel, mask=_read_mask(mask, a))
-    record = {
-        "fsc_0.5": metrics.resolution_at(curve, 0.5),
-        "fsc_0.143": metrics.resolution_at(curve, 0.143),
-        "fsc_auc": metrics.fsc_auc(curve),
-        "frequencies": [float(f) for f in curve.frequencies],
-        "fsc": [float(c) for c in curve.fsc],
-    }
+    mask_array, mask_info = _fsc_mask(
+        a, b, mask, mask_threshold, mask_model, mask_radius, mask_soft_edge
+    )
+    if mask_array is None:
+        curve = metrics.fsc(a.array, b.array, voxel)
+        curves = {f"{map_a.name} vs {map_b.name}": curve}
+        record = _figures(metrics, curve)
+    else:
+        result = metrics.masked_fsc(a.array, b.array, voxel, mask_array, seed=seed)
+        curve = result.corrected
+        curves = {
+            "unmasked": result.unmasked,
+            "masked": result.masked,
+            "phase-randomised masked": result.randomised,
+            "corrected": result.corrected,
+        }
+        record = _figures(metrics, curve)
+        record.update(
+            unmasked=_figures(metrics, result.unmasked),
+            masked=_figures(metrics, result.masked),
+            corrected=dict(_figures(metrics, result.corrected)),
+            randomised_beyond=1.0 / result.frequency,
+            mask={**mask_info, "mean": float(mask_array.mean())},
+            curves={
+                "unmasked": [float(c) for c in result.unmasked.fsc],
+                "masked": [float(c) for c in result.masked.fsc],
+                "phase_randomised": [float(c) for c in result.randomised.fsc],
+                "corrected": [float(c) for c in result.corrected.fsc],
+            },
+        )
+    record["frequencies"] = [float(f) for f in curve.frequencies]
+    record["fsc"] = [float(c) for c in curve.fsc]
     if plot is not None:
         from densitydiff.viz import plot_fsc
 
-        plot_fsc({f"{map_a.name} vs {map_b.name}": curve}, plot)
+        plot_fsc(curves, plot)
     if as_json:
         print(json.dumps(record))
         return
-    print(f"resolution at FSC 0.5   {record['fsc_0.5']:.2f} Å")
-    print(f"resolution at FSC 0.143 {record['fsc_0.143']:.2f} Å")
-    print(f"FSC-AUC                 {record['fsc_auc']:.3f}")
+    rows = [("", record)] if mask_array is None else [
+        (f"{name:9s} ", record[name]) for name in ("unmasked", "masked", "corrected")
+    ]  # fmt: skip
+    for name, figures in rows:
+        print(f"{name}resolution at FSC 0.5   {figures['fsc_0.5']:.2f} Å")
+        print(f"{name}resolution at FSC 0.143 {figures['fsc_0.143']:.2f} Å")
+        print(f"{name}FSC-AUC                 {figures['fsc_auc']:.3f}")
+    if mask_array is not None:
+        print(f"phases randomised beyond {record['randomised_beyond']:.2f} Å")
 
 
 def compare(
@@ -142,7 +236,7 @@ def compare(
         None, "--model", help="Atomic model for CC_mask (the mask is atoms + --mask-radius)."
     ),
     resolution: float | None = typer.Option(
-        None, "--resolution", help="Resolution (Å) at which to simulate a model reference."
+        None, "--resolution", "-r", help="Resolution (Å) at which to simulate a model reference."
     ),
     mask_radius: float = typer.Option(3.0, "--mask-radius", help="Mask radius around atoms (Å)."),
     resample: bool = typer.Option(False, "--resample", help="Interpolate REF onto MAP's grid."),
@@ -155,9 +249,10 @@ def compare(
     from densitydiff import metrics
     from densitydiff.errors import InputError
     from densitydiff.formats.maps import read_volume
+    from densitydiff.structures import is_structure_file
 
     structure = None
-    if _is_structure(reference):
+    if is_structure_file(reference):
         from densitydiff.simulate.density import simulate_map
         from densitydiff.structures import read_structure
 

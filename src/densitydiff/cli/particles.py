@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import shlex
 from pathlib import Path
 
 import typer
@@ -68,6 +66,15 @@ def particles(
     amplitude_contrast: float = typer.Option(0.1, "--amplitude-contrast", help="w."),
     chunk_size: int = typer.Option(256, "--chunk-size", help="Images per batch in memory."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:k]."),
+    fix_elements: bool = typer.Option(
+        False,
+        "--fix-elements",
+        help="Also override element columns that contradict atom names (blank ones are "
+        "inferred without it).",
+    ),
+    strict_elements: bool = typer.Option(
+        False, "--strict-elements", help="Refuse blank element columns instead of inferring."
+    ),
 ) -> None:
     """Simulate particles X = CTF * (P V) + N with one kind of heterogeneity and ground truth.
 
@@ -84,6 +91,7 @@ def particles(
     """
     import sys
 
+    from densitydiff import runrecord
     from densitydiff.errors import InputError
     from densitydiff.extras import require
     from densitydiff.outputs import check_output_dir
@@ -94,44 +102,25 @@ def particles(
     check_output_dir(output, "dataset.json")  # before any work: a file or foreign folder there
     if more_structures and not structures:
         raise InputError(f"unexpected arguments {more_structures}: models go after --structures")
-    structures = _split(structures) + _split(more_structures)
-    given = [trajectory is not None, hinge is not None, bool(structures)]
-    if sum(given) != 1:
-        raise InputError(
-            "give exactly one source of heterogeneity: --trajectory, "
-            "--structure with --hinge, or --structures"
-        )
-    if resolution is not None and not (resolution > 0 and math.isfinite(resolution)):
-        raise InputError(f"--resolution must be positive, got {resolution}")
-    if trajectory is not None:
-        source = hetero.trajectory_source(trajectory, resolution)
-    elif hinge is not None:
-        if structure is None or axis is None:
-            raise InputError("--hinge needs --structure and --axis")
-        if angles is None and not circular:
-            raise InputError("--hinge needs --angles A0 A1 (or --circular)")
-        a = angles if angles is not None else (0.0, 360.0)
-        source = hetero.hinge_source(
-            structure, hinge, axis, a, pivot=pivot, circular=circular, n_states=n_states,
-            resolution=resolution,
-        )  # fmt: skip
-    else:
-        paths = [Path(p) for p in _split(structures)]
-        props = None
-        if proportions:
-            try:
-                props = [float(p) for p in _split(proportions)]
-            except ValueError:
-                raise InputError(f"--proportions must be numbers, got {proportions}") from None
-        source = hetero.discrete_source(paths, props, resolution)
-    if structure is not None and hinge is None:
-        raise InputError("--structure is only used with --hinge (use --structures for states)")
+    try:
+        props = [float(p) for p in _split(proportions)] if proportions else None
+    except ValueError:
+        raise InputError(f"--proportions must be numbers, got {proportions}") from None
+    source = hetero.heterogeneity_source(
+        trajectory=trajectory, structure=structure, hinge=hinge, axis=axis, pivot=pivot,
+        angles=angles, circular=circular, n_states=n_states,
+        structures=_split(structures) + _split(more_structures), proportions=props,
+        resolution=resolution, fix_elements=fix_elements, strict_elements=strict_elements,
+    )  # fmt: skip
     record = hetero.simulate_particles(
         output, source, n_images=n_images, box=box, pixel_size=pixel_size, snr=snr, seed=seed,
-        defocus=defocus, astigmatism=astigmatism, max_shift=max_shift, voltage=voltage, cs=cs,
-        amplitude_contrast=amplitude_contrast, chunk_size=chunk_size,
+        acquisition=hetero.Acquisition(
+            defocus=defocus, astigmatism=astigmatism, max_shift=max_shift, voltage=voltage,
+            cs=cs, amplitude_contrast=amplitude_contrast,
+        ),
+        chunk_size=chunk_size,
         device=_device(device), progress=sys.stderr.isatty(),
-        command="densitydiff " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command=runrecord.command()["shell"],
     )  # fmt: skip
     print(
         f"wrote {record['n_images']} images of {box}x{box} ({record['heterogeneity']}, "

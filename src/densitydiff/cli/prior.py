@@ -55,7 +55,9 @@ def train(
 def sample(
     run: Path = typer.Argument(..., help="Run directory (or its prior.pt)."),
     n: int = typer.Option(..., "-n", help="Number of latents to draw."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output .npy, .pt or .pkl (cryoDRGN z)."),
+    out: Path = typer.Option(
+        ..., "-o", "--out", help="Output .txt (for cryodrgn eval_vol --zfile), .npy, .pt or .pkl."
+    ),
     method: str = typer.Option(
         "ode", "--method", help="ode | heun | sde | langevin | gaussian | gaussian-langevin."
     ),
@@ -69,7 +71,7 @@ def sample(
 ) -> None:
     """Draw N latents from the learned prior (or the N(0, I) reference) and save them.
 
-    Example: densitydiff prior sample prior_run -n 10000 -o z_prior.pkl --method ode
+    Example: densitydiff prior sample prior_run -n 10000 -o z_prior.txt --method ode
     """
     from densitydiff.extras import require
 
@@ -95,7 +97,9 @@ def sample(
 @prior_app.command("interpolate")
 def interpolate(
     run: Path = typer.Argument(..., help="Run directory (or its prior.pt)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output .npy, .pt or .pkl."),
+    out: Path = typer.Option(
+        ..., "-o", "--out", help="Output .txt (for cryodrgn eval_vol --zfile), .npy, .pt or .pkl."
+    ),
     start: int | None = typer.Option(None, "--start", help="Index of the first training latent."),
     end: int | None = typer.Option(None, "--end", help="Index of the last training latent."),
     za: str | None = typer.Option(None, "--za", help="First latent as 'a,b,c,...'."),
@@ -106,7 +110,7 @@ def interpolate(
 ) -> None:
     """Path between two latents through the ODE's noise space, or a straight line.
 
-    Example: densitydiff prior interpolate prior_run --start 0 --end 17 --steps 10 -o path.pkl
+    Example: densitydiff prior interpolate prior_run --start 0 --end 17 --steps 10 -o path.txt
     """
     from densitydiff.errors import InputError
     from densitydiff.extras import require
@@ -224,8 +228,8 @@ def _set_threads(threads: int | None) -> None:
 def _check_suffix(out: Path) -> None:
     from densitydiff.errors import InputError
 
-    if out.suffix.lower() not in (".npy", ".pt", ".pth", ".pkl"):
-        raise InputError(f"{out}: output must end in .npy, .pt or .pkl")
+    if out.suffix.lower() not in (".txt", ".npy", ".pt", ".pth", ".pkl"):
+        raise InputError(f"{out}: output must end in .txt, .npy, .pt or .pkl")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,12 +6,16 @@ from pathlib import Path
 
 import typer
 
+from densitydiff.diffusion.sampling import HELP as SAMPLER_HELP
+
 
 def sharpen(
     inp: Path = typer.Argument(..., metavar="IN.mrc", help="Map to sharpen (MRC/CCP4)."),
     out: Path = typer.Option(..., "-o", "--out", help="Sharpened map (MRC); OUT.json beside it."),
     checkpoint: str = typer.Option(
-        None, "--checkpoint", help="Model file, training checkpoint or 'unet' (default: DDPM)."
+        None,
+        "--checkpoint",
+        help="Model file, training checkpoint or 'regression' (alias 'unet'); default: DDPM.",
     ),
     input_resolution: float = typer.Option(
         None, "--input-resolution", help="Resolution of IN in Å (required)."
@@ -19,7 +23,7 @@ def sharpen(
     target_resolution: float = typer.Option(
         2.0, "--target-resolution", help="Resolution to sharpen to, Å."
     ),
-    sampler: str = typer.Option(None, "--sampler", help="ddpm | ddim | dpmpp (DDPM models)."),
+    sampler: str = typer.Option(None, "--sampler", help=f"{SAMPLER_HELP}; DDPM models."),
     steps: int = typer.Option(None, "--steps", help="Sampler steps (default: the model's)."),
     samples: int = typer.Option(1, "--samples", help="Draws from a generative model (mean)."),
     std_out: Path = typer.Option(
@@ -37,7 +41,7 @@ def sharpen(
         False,
         "--exact-tiles",
         help="Tiles with the network's whole receptive field: equal to one pass over the map "
-        "(local deterministic models, e.g. unet; slower, more memory per tile).",
+        "(local deterministic models, e.g. regression; slower, more memory per tile).",
     ),
 ) -> None:
     """Sharpen a map: tiles of the model's patch size, blended; output on the input's grid.
@@ -45,52 +49,17 @@ def sharpen(
     Example: densitydiff sharpen emd.mrc -o sharp.mrc --input-resolution 4 --samples 4
     --std-out sharp_std.mrc
     """
-    import json
-    import shlex
     import sys
-    import time
 
-    from densitydiff.devices import check_device
-    from densitydiff.errors import InputError
-    from densitydiff.formats.maps import MAP_SUFFIXES, read_volume, write_map
-    from densitydiff.outputs import atomic_path, output_lock
+    from densitydiff.sharpen.infer import sharpen_file
 
-    start = time.perf_counter()
-    if input_resolution is None:
-        raise InputError("give --input-resolution: the resolution of the input map in Å")
-    if samples < 1:
-        raise InputError(f"--samples must be at least 1, got {samples}")
-    if std_out is not None and samples < 2:
-        raise InputError("--std-out needs --samples 2 or more")
-    for path in [out] + ([std_out] if std_out is not None else []):
-        if path.suffix.lower() not in MAP_SUFFIXES:
-            raise InputError(f"{path}: write a map with one of {', '.join(MAP_SUFFIXES)}")
-        if not path.parent.is_dir():
-            raise InputError(f"no such directory for {path}")
-    if std_out is not None and std_out.resolve() == out.resolve():
-        raise InputError("--std-out must differ from -o")
-    if inp.resolve() in {p.resolve() for p in [out, std_out] if p is not None}:
-        raise InputError(f"the output would overwrite the input {inp}; choose another -o")
-    sidecar = out.with_suffix(".json")
-    _check_sidecar(sidecar)
-    device = check_device(device)
-    density = read_volume(inp)
-    t_read = time.perf_counter() - start
-
-    from densitydiff.sharpen.checkpoint import load_sharpener
-    from densitydiff.sharpen.infer import sharpen_map
-    from densitydiff.sharpen.train import versions
-
-    sharpener = load_sharpener(checkpoint, device=device)
-    if sharpener.kind == "ddpm":  # the DDPM's samplers are diffusers' schedulers
-        from densitydiff.extras import require
-
-        require("train", what=f"sharpening with {sharpener.name} (a diffusion model)")
-    result = sharpen_map(
-        density,
-        sharpener,
+    result, record = sharpen_file(
+        inp,
+        out,
+        checkpoint=checkpoint,
         input_resolution=input_resolution,
         target_resolution=target_resolution,
+        std_out=std_out,
         sampler=sampler,
         steps=steps,
         samples=samples,
@@ -100,61 +69,12 @@ def sharpen(
         progress=sys.stderr.isatty() if progress is None else progress,
         exact_tiles=exact_tiles,
     )
-    from densitydiff.sharpen.config import to_dict
-
-    record = {
-        "command": shlex.join(["densitydiff", *sys.argv[1:]]) if sys.argv else "densitydiff",
-        "input": str(inp),
-        "output": str(out),
-        "std_output": str(std_out) if std_out is not None else None,
-        "model": sharpener.name,
-        "kind": sharpener.kind,
-        "config": to_dict(sharpener.config),
-        "input_resolution": input_resolution,
-        "target_resolution": target_resolution,
-        "seed": seed,
-        "inference": result.info,
-        "tiles": result.n_tiles,
-        "tiles_skipped": result.n_skipped,
-        "seconds": {"read": round(t_read, 3), "sharpen": round(result.seconds, 3)},
-        "versions": versions(),
-    }
-    record["seconds"]["total"] = round(time.perf_counter() - start, 3)
-    # one run at a time per -o (never one run's map with another's record); the map goes last,
-    # so a map on disk always has its std map and record beside it
-    with output_lock(out):
-        if std_out is not None and result.std is not None:
-            write_map(std_out, result.std)
-        with atomic_path(sidecar) as tmp:
-            tmp.write_text(json.dumps(record, indent=1, default=str) + "\n")
-        write_map(out, result.mean)
-    note = result.info.get("note")
-    if note:
-        print(f"note: {note}", file=sys.stderr)
+    for warning in record["warnings"]:
+        print(f"note: {warning}", file=sys.stderr)
     print(
-        f"sharpened {inp} -> {out} with {sharpener.name} ({sharpener.kind}): "
+        f"sharpened {inp} -> {out} with {record['model']} ({record['kind']}): "
         f"{result.n_tiles} tiles ({result.n_skipped} solvent, skipped), {result.seconds:.1f} s"
     )
-
-
-def _check_sidecar(path: Path) -> None:
-    """OUT.json is replaced only when it is an earlier sharpen record, never an unrelated file."""
-    import json
-
-    from densitydiff.errors import InputError
-
-    if not path.exists():
-        return
-    try:
-        record = json.loads(path.read_text())
-        ours = isinstance(record, dict) and {"command", "model", "inference"} <= set(record)
-    except (OSError, UnicodeDecodeError, ValueError):
-        ours = False
-    if not ours:
-        raise InputError(
-            f"{path} exists and is not a sharpen record; the run record would overwrite it "
-            "(choose another -o or move the file)"
-        )
 
 
 def register(app: typer.Typer) -> None:

@@ -25,13 +25,24 @@ def simulate_map_command(
     like: Path | None = typer.Option(None, "--like", help="Simulate on this map's grid."),
     scattering: str = typer.Option("electron", "--scattering", help="electron | xray"),
     fix_elements: bool = typer.Option(
-        False, "--fix-elements", help="Set blank or wrong element columns from atom names."
+        False,
+        "--fix-elements",
+        help="Also override element columns that contradict atom names (blank ones are "
+        "inferred without it).",
+    ),
+    strict_elements: bool = typer.Option(
+        False, "--strict-elements", help="Refuse blank element columns instead of inferring."
     ),
 ) -> None:
     """Density of an atomic model band-limited to a resolution (see docs/simulate.md).
 
+    Writes OUTPUT and its run record OUTPUT.json beside it (command, settings, versions, inputs).
+
     Example: densitydiff simulate map 3mfp.pdb.gz -o 3mfp_4A.mrc --resolution 4
     """
+    import time
+
+    start = time.perf_counter()
     from densitydiff.errors import InputError
     from densitydiff.formats.maps import read_volume, write_map
     from densitydiff.simulate.density import simulate_map
@@ -44,7 +55,9 @@ def simulate_map_command(
             f"--resolution {resolution} Å is finer than the grid can hold: Nyquist of "
             f"{voxel} Å voxels is {2 * voxel:g} Å (use a smaller --voxel-size)"
         )
-    structure = read_structure(model, fix_elements=fix_elements)
+    structure = read_structure(
+        model, fix_elements=fix_elements, strict_elements=strict_elements
+    )
     density = simulate_map(
         structure,
         resolution,
@@ -53,7 +66,16 @@ def simulate_map_command(
         like=grid,
         scattering=scattering,
     )
+    if grid is not None:
+        density = grid.with_array(density.array)  # on --like's grid: keep its header too
     write_map(output, density)
+    from densitydiff.runrecord import run_record, write_record
+
+    settings = dict(resolution=resolution, voxel_size=float(density.voxel_size[0]),
+                    padding=padding, like=like, scattering=scattering, fix_elements=fix_elements)
+    inputs = [model] + ([like] if like is not None else [])
+    write_record(output.with_suffix(".json"),
+                 run_record(config=settings, inputs=inputs, started=start, output=str(output)))
     print(f"wrote {output}: {density.shape[::-1]} voxels (x, y, z) at {density.voxel_size[0]} Å")
 
 

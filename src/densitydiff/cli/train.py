@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from densitydiff.diffusion.sampling import HELP as SAMPLER_HELP
+
 train_app = typer.Typer(
     help="Train models (see docs/training.md).",
     no_args_is_help=True,
@@ -78,7 +80,7 @@ def export(
     half: bool = typer.Option(True, "--half/--float32", help="Store weights as float16."),
     checkpoint: str = typer.Option("last", "--checkpoint", help="last | best"),
     sampler: str | None = typer.Option(
-        None, "--sampler", help="Default inference sampler: ddpm | ddim | dpmsolver++."
+        None, "--sampler", help=f"Default inference sampler: {SAMPLER_HELP}."
     ),
     steps: int | None = typer.Option(None, "--steps", help="Default inference steps."),
 ) -> None:
@@ -95,10 +97,6 @@ def export(
     ckpt = run / "checkpoints" / f"{checkpoint}.ckpt" if run.is_dir() else run
     if not ckpt.is_file():
         raise InputError(f"no checkpoint {ckpt}")
-    if sampler is not None and sampler not in ("ddpm", "ddim", "dpmsolver++"):
-        raise InputError(f"unknown sampler {sampler!r}: use ddpm, ddim or dpmsolver++")
-    if steps is not None and steps < 1:
-        raise InputError(f"--steps must be at least 1, got {steps}")
     structures_file = run_dir / "structures.txt"
     structures = structures_file.read_text().split() if structures_file.is_file() else []
     record = (

@@ -1,6 +1,7 @@
 """Training data: a chunked zarr store of aligned multi-resolution patches, and its Dataset.
 
-`PatchDataset` is imported on first use (it needs torch); the store functions need only numpy.
+`PatchDataset` is imported on first use (it needs torch); the store modules need numpy and
+gemmi only. Modules: `layout` (on disk), `splits`, `build`, `dataset`, `patches`, `augment`.
 """
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from densitydiff.data.augment import CubeSymmetry, apply_symmetry, cube_symmetries
-from densitydiff.data.store import BuildConfig, build_store, merge_stores, store_info
+from densitydiff.data.build import BuildConfig, build_store, merge_stores
+from densitydiff.data.layout import store_info
 
 if TYPE_CHECKING:
     from densitydiff.data.dataset import PatchDataset

@@ -4,16 +4,11 @@ One item is one stored patch: a pair (r_in, r_out) is drawn for it from `pairs`,
 two chunks of that pair are read (one when r_in == r_out). So an epoch reads every chunk at most
 once and never the whole store; nothing is cached between items. The zarr arrays are opened
 lazily in the process that reads them (each DataLoader worker opens its own), never pickled.
-
-Reading: the store's own layout (one chunk file per patch, bytes + zstd/blosc codecs, written by
-store.py) is read straight from the chunk file and decoded with numcodecs, which costs a
-fifth of zarr's asynchronous read path per chunk on a busy 2-core machine; arrays in any other
-layout are read through zarr.
+Chunks are read by `layout.ChunkReader`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from densitydiff.data.augment import apply_symmetry, cube_symmetries
-from densitydiff.data.store import SPLITS, array_name, complete_structures, read_root
+from densitydiff.data.layout import (
+    SPLITS,
+    ChunkReader,
+    array_name,
+    complete_structures,
+    read_root,
+)
 from densitydiff.errors import InputError
 
 try:  # a torch Dataset when torch is there (it always is for training)
@@ -118,56 +119,3 @@ class PatchDataset(_Base):
             "structure_id": sid,
             "patch": p,
         }
-
-
-class ChunkReader:
-    """Read patch p of a (n, P, P, P) array stored one chunk per patch, by file and codec."""
-
-    def __init__(self, path: Path, meta: dict, codec) -> None:
-        self.path = path
-        self.shape = tuple(meta["shape"][1:])
-        self.dtype = np.dtype(meta["data_type"]).newbyteorder("<")
-        self.fill_value = meta.get("fill_value", 0.0)
-        self.codec = codec
-
-    @staticmethod
-    def open(path: Path):
-        """A ChunkReader for the layout store.py writes, else the zarr array itself."""
-        try:
-            meta = json.loads((path / "zarr.json").read_text())
-        except (OSError, ValueError):
-            raise InputError(f"unreadable patch array {path}") from None
-        codecs = meta.get("codecs", [])
-        simple = (
-            meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape")
-            == [1, *meta["shape"][1:]]
-            and meta.get("chunk_key_encoding")
-            == {"name": "default", "configuration": {"separator": "/"}}
-            and codecs[:1] == [{"name": "bytes", "configuration": {"endian": "little"}}]
-            and len(codecs) <= 2
-            and (len(codecs) == 1 or codecs[1]["name"] in ("zstd", "blosc"))
-            and meta.get("storage_transformers", []) == []
-        )
-        if not simple:
-            import zarr
-
-            return zarr.open_array(path, mode="r")
-        codec = None
-        if len(codecs) == 2:
-            from numcodecs import Blosc, Zstd
-
-            codec = Zstd() if codecs[1]["name"] == "zstd" else Blosc()
-        return ChunkReader(path, meta, codec)
-
-    def __getitem__(self, p: int) -> np.ndarray:
-        file = self.path / "c" / str(int(p)) / "0" / "0" / "0"
-        try:
-            raw = file.read_bytes()
-        except FileNotFoundError:  # zarr leaves chunks equal to the fill value unwritten
-            return np.full(self.shape, self.fill_value, dtype=self.dtype)
-        try:
-            data = self.codec.decode(raw) if self.codec is not None else raw
-            return np.frombuffer(data, dtype=self.dtype).reshape(self.shape)
-        except Exception as exc:  # noqa: BLE001 - codecs raise many types for damaged bytes
-            msg = " ".join(str(exc).split()) or type(exc).__name__
-            raise InputError(f"corrupt chunk {file} in the store ({msg})") from None

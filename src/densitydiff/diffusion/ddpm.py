@@ -7,11 +7,11 @@ DPM-Solver++ (Lu et al. 2022) with K steps through diffusers' schedulers, built 
 via `trained_betas` so training and sampling share one schedule.
 
 Everything works in the normalised (z-scored) space; callers map samples back. Because z-scored
-density is not bounded, a sampler may drift outside the range the data ever takes (the earlier
-attempt saw intensities leave the expected range). `clip_x0=(lo, hi)` clamps every x0 prediction
-to [lo, hi] and re-expresses the model output consistently with the clamped x0, which works the
-same for all three samplers; choose the bounds from the training targets (e.g. their min/max
-with a margin). Off by default.
+density is not bounded, a sampler may drift outside the range the data ever takes.
+`clip_x0=(lo, hi)` clamps every x0 prediction to [lo, hi] and re-expresses the model output
+consistently with the clamped x0, which works the same for all three samplers; choose the
+bounds from the training targets (e.g. their min/max with a margin). Off by default. The
+sampler names live in densitydiff.diffusion.sampling.
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from densitydiff.diffusion.sampling import SAMPLERS
+
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """model_fn(x_t, t) -> prediction (epsilon or v); t is a (B,) long tensor of timesteps."""
-
-SAMPLERS = ("ddpm", "ddim", "dpmsolver++")
-
 
 def make_betas(timesteps: int, schedule: str = "linear") -> np.ndarray:
     """Betas (float64, length T) of the linear or cosine schedule."""

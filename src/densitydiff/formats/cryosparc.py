@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from densitydiff.errors import InputError
+from densitydiff.formats.ctf import CTFParams
 
 
 def read_cs(path: str | os.PathLike) -> np.ndarray:
@@ -46,7 +47,7 @@ def box_size(cs: np.ndarray, D: int | None = None) -> int:
 
 def poses_from_cs(cs: np.ndarray, D: int | None = None, prefix: str = "alignments3D"):
     """(rotations N x 3 x 3, translations N x 2 / box) float32, as cryoDRGN's poses.pkl."""
-    from densitydiff.simulate.rotations import rotvec_to_matrix
+    from densitydiff.rotations import rotvec_to_matrix
 
     rotvec = _field(cs, f"{prefix}/pose").reshape(len(cs), 3)
     rot = rotvec_to_matrix(rotvec).transpose(0, 2, 1)
@@ -57,19 +58,14 @@ def poses_from_cs(cs: np.ndarray, D: int | None = None, prefix: str = "alignment
 
 def ctf_from_cs(cs: np.ndarray, D: int | None = None) -> np.ndarray:
     """ctf.pkl rows (N, 9) float32."""
-    n = len(cs)
-    out = np.stack(
-        [
-            np.full(n, box_size(cs, D), dtype=np.float64),
-            _field(cs, "blob/psize_A"),
-            _field(cs, "ctf/df1_A"),
-            _field(cs, "ctf/df2_A"),
-            np.rad2deg(_field(cs, "ctf/df_angle_rad")),
-            _field(cs, "ctf/accel_kv"),
-            _field(cs, "ctf/cs_mm"),
-            _field(cs, "ctf/amp_contrast"),
-            np.rad2deg(_field(cs, "ctf/phase_shift_rad")),
-        ],
-        axis=1,
-    )
-    return out.astype(np.float32)
+    return CTFParams(
+        D=box_size(cs, D),
+        pixel_size=_field(cs, "blob/psize_A"),
+        defocus_u=_field(cs, "ctf/df1_A"),
+        defocus_v=_field(cs, "ctf/df2_A"),
+        defocus_angle=np.rad2deg(_field(cs, "ctf/df_angle_rad")),
+        voltage=_field(cs, "ctf/accel_kv"),
+        cs=_field(cs, "ctf/cs_mm"),
+        amplitude_contrast=_field(cs, "ctf/amp_contrast"),
+        phase_shift=np.rad2deg(_field(cs, "ctf/phase_shift_rad")),
+    ).to_array()

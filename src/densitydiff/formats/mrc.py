@@ -59,7 +59,11 @@ def _axis_order(mapc: int, mapr: int, maps: int) -> tuple[int, int, int]:
 
 
 def read_mrc(path: str | Path) -> DensityMap:
-    """Read one MRC/CCP4 file (gzip detected from the content) into a `DensityMap`."""
+    """Read one MRC/CCP4 file (gzip detected from the content) into a `DensityMap`.
+
+    The map carries a copy of the file's header (`DensityMap.header`) so that `write_mrc` can
+    write an output on the same grid with the input's header unchanged.
+    """
     import mrcfile
 
     path = Path(path)
@@ -68,18 +72,11 @@ def read_mrc(path: str | Path) -> DensityMap:
     except (ValueError, OSError, EOFError, MemoryError) as err:
         raise InputError(f"{path}: not a readable MRC/CCP4 map ({_one_line(err)})") from None
     with mrc:
-        header = mrc.header
+        header = mrc.header.copy()
         space_group = int(header.ispg)
         if 2 <= space_group <= 230:
             return read_crystallographic_ccp4(path)
         data = np.asarray(mrc.data)
-        voxel_xyz = np.array([mrc.voxel_size.x, mrc.voxel_size.y, mrc.voxel_size.z], float)
-        axes_crs = _axis_order(int(header.mapc), int(header.mapr), int(header.maps))
-        nstart_crs = (int(header.nxstart), int(header.nystart), int(header.nzstart))
-        cell_edges = np.array([header.cella.x, header.cella.y, header.cella.z], float)
-        angles = np.array([header.cellb.alpha, header.cellb.beta, header.cellb.gamma], float)
-        origin_field = np.array([header.origin.x, header.origin.y, header.origin.z], np.float32)
-        m_xyz = np.array([header.mx, header.my, header.mz], float)
         is_stack = bool(mrc.is_image_stack()) or _is_stack_name(path)
     if data.ndim == 2 and is_stack:
         data = data[None]
@@ -89,32 +86,50 @@ def read_mrc(path: str | Path) -> DensityMap:
         )
     if data.ndim != 3:
         raise InputError(f"{path}: expected a 3-D map, got data of shape {data.shape}")
+    if not np.all(np.isfinite(data)):
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        raise InputError(f"{path}: the map contains {bad} NaN or infinite values")
+    try:
+        perm, voxel_xyz, origin_xyz, unit_cell = _geometry(header, data.shape, is_stack)
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from None
+    array = np.transpose(data, perm).astype(np.float32)
+    return DensityMap(array, voxel_xyz[::-1], origin_xyz[::-1], unit_cell, header)
+
+
+def _geometry(header, data_shape: tuple[int, ...], is_stack: bool):
+    """(axis permutation file -> (z, y, x), voxel size x y z, origin x y z, unit cell or None)."""
+    axes_crs = _axis_order(int(header.mapc), int(header.mapr), int(header.maps))
+    nstart_crs = (int(header.nxstart), int(header.nystart), int(header.nzstart))
+    cell_edges = np.array([header.cella.x, header.cella.y, header.cella.z], float)
+    angles = np.array([header.cellb.alpha, header.cellb.beta, header.cellb.gamma], float)
+    origin_field = np.array([header.origin.x, header.origin.y, header.origin.z], np.float32)
+    m_xyz = np.array([header.mx, header.my, header.mz], float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        voxel_xyz = cell_edges / m_xyz
     # data axes are (section, row, column); their spatial axes are (maps, mapr, mapc).
     spatial = (axes_crs[2], axes_crs[1], axes_crs[0])
     perm = [spatial.index(3), spatial.index(2), spatial.index(1)]
-    array = np.transpose(data, perm).astype(np.float32)
-    if not np.all(np.isfinite(array)):
-        bad = int(np.count_nonzero(~np.isfinite(array)))
-        raise InputError(f"{path}: the map contains {bad} NaN or infinite values")
-    if (not np.all(np.isfinite(voxel_xyz)) or np.any(voxel_xyz <= 0)) and is_stack:
+    shape_zyx = tuple(data_shape[i] for i in perm)
+    if not np.all(np.isfinite(voxel_xyz)) or np.any(voxel_xyz <= 0):
+        if not is_stack:  # a map without a voxel size would be mis-scaled silently
+            raise InputError(
+                f"the header gives voxel size {tuple(float(v) for v in voxel_xyz)} Å (x, y, z; "
+                "cell / grid), which is not positive; set the voxel size in the header (e.g. "
+                "ChimeraX: volume #1 voxelSize 1.0; save)"
+            )
         voxel_xyz = np.ones(3)  # stacks often carry no cell: 1 Å, as ChimeraX does
-    elif not np.all(np.isfinite(voxel_xyz)) or np.any(voxel_xyz <= 0):
-        raise InputError(
-            f"{path}: the header gives voxel size {tuple(float(v) for v in voxel_xyz)} Å (x, y, "
-            "z; cell / grid), which is not positive; set the voxel size in the header (e.g. "
-            "ChimeraX: volume #1 voxelSize 1.0; save)"
-        )
     if is_stack:
         voxel_xyz[2] = voxel_xyz[0]  # a stack's third axis is the image index: pixel size
-    origin_xyz = _origin_xyz(origin_field, nstart_crs, axes_crs, voxel_xyz, m_xyz, data.shape)
+    origin_xyz = _origin_xyz(origin_field, nstart_crs, axes_crs, voxel_xyz, m_xyz, data_shape)
     unit_cell = None
-    box_xyz = np.array(array.shape[::-1], float) * voxel_xyz
+    box_xyz = np.array(shape_zyx[::-1], float) * voxel_xyz
     if not is_stack and (
         not np.allclose(angles, 90.0, atol=1e-3)
-        or (space_group == 1 and not np.allclose(cell_edges, box_xyz, rtol=1e-4, atol=1e-3))
+        or (int(header.ispg) == 1 and not np.allclose(cell_edges, box_xyz, rtol=1e-4, atol=1e-3))
     ):
         unit_cell = tuple(float(v) for v in (*cell_edges, *angles))
-    return DensityMap(array, voxel_xyz[::-1], origin_xyz[::-1], unit_cell)
+    return perm, voxel_xyz, origin_xyz, unit_cell
 
 
 def _origin_xyz(origin_field, nstart_crs, axes_crs, voxel_xyz, m_xyz, shape) -> np.ndarray:
@@ -174,18 +189,91 @@ def _cell_sampling(density: DensityMap) -> tuple[np.ndarray, np.ndarray] | None:
     return None
 
 
-def write_mrc(path: str | Path, density: DensityMap) -> None:
-    """Write MRC2014 float32 with MAPC/MAPR/MAPS = 1/2/3, atomically; `.gz` compresses.
+# header fields that describe the data written, not the map's place: set from the new data
+_DATA_FIELDS = ("nx", "ny", "nz", "mode", "dmin", "dmax", "dmean", "rms", "machst", "nsymbt")
+_LABEL_LEN = 80
 
-    ORIGIN holds the origin; nstart holds origin / voxel size too when that is a whole number, so
-    ChimeraX (which ignores ORIGIN in .map/.ccp4 files) places the map the same way. `.mrcs`
-    sets the image-stack flag. A `unit_cell` is kept (as a P1 cell) when the voxel size divides it.
+
+def _label() -> str:
+    """The one label we add: which program wrote the file, and when (UTC), as CCP4 tools do."""
+    import datetime
+
+    from densitydiff import __version__
+
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return f"densitydiff {__version__} {stamp} UTC"[:_LABEL_LEN]
+
+
+def _labels(header) -> list[bytes]:
+    if header is None or "nlabl" not in getattr(header.dtype, "names", ()):
+        return []
+    n = int(header.nlabl)
+    return [bytes(header.label[i]) for i in range(min(max(n, 0), 10))]
+
+
+def _set_labels(mrc, old: list[bytes]) -> None:
+    """The source's labels, then ours (replacing the last when all ten are used)."""
+    labels = old[:9] + [_label().encode("ascii")]
+    mrc.header.label = [lab[:_LABEL_LEN].ljust(_LABEL_LEN) for lab in labels] + [
+        b" " * _LABEL_LEN
+    ] * (10 - len(labels))
+    mrc.header.nlabl = len(labels)
+
+
+def _source_header(density: DensityMap, is_stack: bool):
+    """The source header when it still describes `density`'s grid (else None)."""
+    header = density.header
+    if header is None or not hasattr(header, "dtype") or "mapc" not in header.dtype.names:
+        return None
+    if 2 <= int(header.ispg) <= 230:
+        return None
+    axes_crs = _axis_order(int(header.mapc), int(header.mapr), int(header.maps))
+    spatial = (axes_crs[2], axes_crs[1], axes_crs[0])
+    perm = [spatial.index(3), spatial.index(2), spatial.index(1)]
+    file_shape = [0, 0, 0]
+    for out_axis, file_axis in enumerate(perm):
+        file_shape[file_axis] = density.shape[out_axis]
+    _, voxel_xyz, origin_xyz, unit_cell = _geometry(header, tuple(file_shape), is_stack)
+    same = (
+        np.allclose(voxel_xyz[::-1], density.voxel_size, rtol=1e-5, atol=1e-6)
+        and np.allclose(origin_xyz[::-1], density.origin, rtol=1e-6, atol=1e-4)
+        and unit_cell == density.unit_cell
+        and (int(header.nz), int(header.ny), int(header.nx)) == tuple(file_shape)
+    )
+    return (header, perm) if same else None
+
+
+def write_mrc(path: str | Path, density: DensityMap) -> None:
+    """Write MRC2014 float32, atomically; `.gz` compresses; one densitydiff label is added.
+
+    A map that carries its source header on an unchanged grid (`DensityMap.header`, kept by
+    `with_array`) is written with that header as it was: nstart, ORIGIN, MAPC/MAPR/MAPS (the data
+    in the source's axis order), ISPG, cell and labels, so every viewer places it where it placed
+    the input. Otherwise MAPC/MAPR/MAPS = 1/2/3; ORIGIN holds the origin; nstart holds
+    origin / voxel size too when that is a whole number, so ChimeraX (which ignores ORIGIN in
+    .map/.ccp4 files) places the map the same way. `.mrcs` sets the image-stack flag. A
+    `unit_cell` is kept (as a P1 cell) when the voxel size divides it.
     """
     import mrcfile
 
     path = Path(path)
     compression = "gzip" if path.suffix.lower() == ".gz" else None
     is_stack = _is_stack_name(path)
+    source = _source_header(density, is_stack)
+    if source is not None:
+        header, perm = source
+        file_data = np.transpose(density.array, np.argsort(perm)).astype(np.float32)
+        with atomic_path(path) as tmp:
+            with mrcfile.new(tmp, overwrite=True, compression=compression) as mrc:
+                mrc.header.ispg = header.ispg  # before set_data: it decides stack or volume
+                mrc.set_data(file_data)
+                for name in header.dtype.names:
+                    if name not in _DATA_FIELDS and name not in ("nlabl", "label"):
+                        mrc.header[name] = header[name]
+                mrc.header.exttyp = b"    "
+                _set_labels(mrc, _labels(header))
+                mrc.update_header_stats()
+        return
     vz, vy, vx = density.voxel_size
     oz, oy, ox = density.origin
     ratio = np.array([ox / vx, oy / vy, oz / vz])
@@ -217,4 +305,5 @@ def write_mrc(path: str | Path, density: DensityMap) -> None:
                 mrc.voxel_size = (vx, vy, vz)
             mrc.header.origin = (ox, oy, oz)
             mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(v) for v in nstart)
+            _set_labels(mrc, _labels(density.header))
             mrc.update_header_stats()

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from densitydiff.errors import InputError
-from densitydiff.maps import DensityMap
+from densitydiff.maps import DensityMap, voxel_triple
 
 
 def _column(mtz, label: str, kind: str, path: Path):
@@ -63,9 +63,7 @@ def read_mtz_map(
                 raise InputError(f"sample_rate must be >= 1 (Nyquist), got {sample_rate}")
             grid = mtz.transform_f_phi_to_map(f, phi, sample_rate=float(sample_rate))
         else:
-            wanted = np.broadcast_to(np.asarray(voxel_size, dtype=float), (3,))[::-1]  # x y z
-            if not np.all(np.isfinite(wanted)) or np.any(wanted <= 0):
-                raise InputError(f"voxel_size must be positive, got {voxel_size!r}")
+            wanted = np.array(voxel_triple(voxel_size))[::-1]  # x y z
             minimal = np.array(mtz.get_size_for_hkl())  # holds every reflection
             needed = np.ceil(edges / wanted - 1e-6).astype(int)
             if np.any(needed < minimal):

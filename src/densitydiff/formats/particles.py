@@ -1,9 +1,8 @@
-"""cryoDRGN's particle files: .mrcs stacks (and .txt lists of them), poses.pkl, ctf.pkl, z.pkl.
+"""cryoDRGN's particle files: images from stacks, .txt lists or .star; poses.pkl.
 
 poses.pkl: a pickled tuple (rotations N x 3 x 3, translations N x 2 as a fraction of the box),
-or rotations alone; ctf.pkl: float32 N x 9 [D, pixel Å, dfU Å, dfV Å, dfang deg, kV, Cs mm, w,
-phase shift deg]; z.pkl: means then log-variances, back to back. Pickles load only through the
-restricted unpickler in `formats.pkl`.
+or rotations alone; pickles load only through the restricted unpickler in `formats.pkl`.
+Stacks: `formats.mrcs`; ctf.pkl: `formats.ctf`; z.pkl: `formats.latents`.
 """
 
 from __future__ import annotations
@@ -14,20 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from densitydiff.errors import InputError
-from densitydiff.formats.pkl import load_pickle, load_pickles, save_pickles
-from densitydiff.outputs import atomic_path
-
-CTF_COLUMNS = (
-    "D",
-    "pixel_size",
-    "defocus_u",
-    "defocus_v",
-    "defocus_angle",
-    "voltage",
-    "cs",
-    "amplitude_contrast",
-    "phase_shift",
-)
+from densitydiff.formats.mrcs import read_stack
+from densitydiff.formats.pkl import load_pickle, save_pickles
 
 
 def read_particles(path: str | os.PathLike, lazy: bool = False) -> np.ndarray:
@@ -50,7 +37,7 @@ def read_particles(path: str | os.PathLike, lazy: bool = False) -> np.ndarray:
         from densitydiff.formats.star import read_star_images
 
         return read_star_images(path)
-    return _read_stack(path, lazy=lazy)
+    return read_stack(path, lazy=lazy)
 
 
 def _resolve(listing: Path, name: str) -> Path:
@@ -62,158 +49,6 @@ def _same_box(stacks: list[np.ndarray], path: Path) -> None:
     shapes = {s.shape[1:] for s in stacks}
     if len(shapes) != 1:
         raise InputError(f"{path}: stacks have different image sizes {sorted(shapes)}")
-
-
-def _read_stack(path: Path, lazy: bool = False) -> np.ndarray:
-    import mrcfile
-
-    try:
-        if lazy:
-            mrc = mrcfile.mmap(path, mode="r", permissive=False)
-            data = mrc.data
-        else:
-            with mrcfile.open(path, mode="r", permissive=False) as mrc:
-                data = np.array(mrc.data, dtype=np.float32)
-    except (ValueError, OSError, EOFError) as err:
-        raise InputError(f"{path}: not a readable MRC particle stack ({err})") from None
-    if data is None or data.ndim not in (2, 3):
-        raise InputError(
-            f"{path}: expected a stack of 2-D images, got {getattr(data, 'shape', None)}"
-        )
-    if data.ndim == 2:
-        data = data[None]
-    if data.shape[1] != data.shape[2]:
-        raise InputError(f"{path}: particle images must be square, got {data.shape[1:]}")
-    return data
-
-
-def stack_pixel_size(path: str | os.PathLike) -> float:
-    """Pixel size (Å) in a stack's header (x voxel size)."""
-    import mrcfile
-
-    with mrcfile.open(path, mode="r", header_only=True, permissive=True) as mrc:
-        return float(mrc.voxel_size.x)
-
-
-class ParticleWriter:
-    """Write an .mrcs stack of `n` images of D x D batch by batch, atomically.
-
-    Only the current batch is in memory (plain file writes at offsets, no memory map, so the
-    process's resident memory stays small). `write` appends; `write_at` puts images in any
-    slots and `read` reads them back (for passes over the stack). Header statistics come from
-    the images given to `write`, or to `write_at(..., stats=True)`; every image must pass through
-    the statistics exactly once. The file appears at `path` only on success.
-    """
-
-    def __init__(self, path: str | os.PathLike, n: int, D: int, pixel_size: float) -> None:
-        if n < 1 or D < 2:
-            raise InputError(f"a stack needs n >= 1 images of D >= 2 pixels, got n={n}, D={D}")
-        if not (pixel_size > 0 and np.isfinite(pixel_size)):
-            raise InputError(f"pixel size must be positive, got {pixel_size}")
-        self.path, self.n, self.D, self.pixel_size = Path(path), int(n), int(D), float(pixel_size)
-        self.count = 0
-        self._sum = 0.0
-        self._sumsq = 0.0
-        self._min = np.inf
-        self._max = -np.inf
-
-    def __enter__(self) -> ParticleWriter:
-        import mrcfile
-
-        self._atomic = atomic_path(self.path)
-        self._tmp = self._atomic.__enter__()
-        try:
-            with mrcfile.new_mmap(
-                self._tmp, shape=(self.n, self.D, self.D), mrc_mode=2, overwrite=True
-            ) as mrc:
-                mrc.set_image_stack()
-                mrc.voxel_size = self.pixel_size
-                self._offset = mrc.header.nbytes + int(mrc.header.nsymbt)
-            self._fh = open(self._tmp, "r+b")  # noqa: SIM115 (closed in __exit__)
-        except BaseException as err:
-            self._atomic.__exit__(type(err), err, err.__traceback__)
-            raise
-        return self
-
-    @property
-    def _image_bytes(self) -> int:
-        return self.D * self.D * 4
-
-    def _check(self, images: np.ndarray) -> np.ndarray:
-        images = np.ascontiguousarray(images, dtype="<f4")
-        if images.ndim != 3 or images.shape[1:] != (self.D, self.D):
-            raise InputError(f"expected images (B, {self.D}, {self.D}), got {images.shape}")
-        return images
-
-    def _stats(self, images: np.ndarray) -> None:
-        if self.count + len(images) > self.n:
-            raise InputError(f"more than the announced {self.n} images")
-        self.count += len(images)
-        values = images.astype(np.float64)
-        self._sum += float(values.sum())
-        self._sumsq += float((values**2).sum())
-        self._min = min(self._min, float(values.min()))
-        self._max = max(self._max, float(values.max()))
-
-    def write(self, images: np.ndarray) -> None:
-        """Append images (B, D, D) after the last appended one."""
-        images = self._check(images)
-        start = self.count
-        self._stats(images)
-        os.pwrite(self._fh.fileno(), images.tobytes(), self._offset + start * self._image_bytes)
-
-    def write_at(self, indices, images: np.ndarray, stats: bool = False) -> None:
-        """Put images (B, D, D) into slots `indices` (0-based)."""
-        images = self._check(images)
-        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if len(indices) != len(images) or (
-            len(indices) and not (0 <= indices.min() and indices.max() < self.n)
-        ):
-            raise InputError(f"bad slots for {len(images)} images in a stack of {self.n}")
-        if stats:
-            self._stats(images)
-        fd = self._fh.fileno()
-        # contiguous runs become one write each
-        breaks = np.flatnonzero(np.diff(indices) != 1) + 1
-        for run in np.split(np.arange(len(indices)), breaks):
-            if len(run) == 0:
-                continue
-            offset = self._offset + int(indices[run[0]]) * self._image_bytes
-            os.pwrite(fd, images[run[0] : run[-1] + 1].tobytes(), offset)
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Images start..stop-1 as written so far (float32)."""
-        count = (stop - start) * self.D * self.D
-        self._fh.seek(self._offset + start * self._image_bytes)
-        data = np.fromfile(self._fh, dtype="<f4", count=count)
-        return data.reshape(stop - start, self.D, self.D).astype(np.float32)
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        import mrcfile
-
-        self._fh.close()
-        if exc_type is None and self.count != self.n:
-            error = InputError(f"wrote {self.count} of {self.n} announced images")
-            self._atomic.__exit__(InputError, error, None)  # removes the temporary file
-            raise error
-        if exc_type is None:
-            size = self.n * self.D * self.D
-            mean = self._sum / size
-            with mrcfile.mmap(self._tmp, mode="r+") as mrc:
-                h = mrc.header
-                h.dmin, h.dmax, h.dmean = self._min, self._max, mean
-                h.rms = np.sqrt(max(self._sumsq / size - mean**2, 0.0))
-        self._atomic.__exit__(exc_type, exc, tb)
-
-
-def write_particles(path: str | os.PathLike, images: np.ndarray, pixel_size: float) -> Path:
-    """Write images (N, D, D) as an .mrcs stack, atomically."""
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim != 3:
-        raise InputError(f"images must be (N, D, D), got shape {images.shape}")
-    with ParticleWriter(path, len(images), images.shape[1], pixel_size) as w:
-        w.write(images)
-    return Path(path)
 
 
 def save_poses(path: str | os.PathLike, rotations: np.ndarray, translations: np.ndarray) -> None:
@@ -247,59 +82,6 @@ def _check_poses(rot: np.ndarray, trans: np.ndarray | None, path: Path) -> None:
     err = np.abs(rot @ rot.transpose(0, 2, 1) - np.eye(3)).max() if len(rot) else 0.0
     if err > 1e-3:
         raise InputError(f"{path}: rotations are not orthonormal (max |R R^T - I| = {err:.2g})")
-
-
-def save_ctf(path: str | os.PathLike, params: np.ndarray) -> None:
-    """Write cryoDRGN's ctf.pkl (float32 N x 9)."""
-    params = np.asarray(params, dtype=np.float32)
-    _check_ctf(params, Path(path))
-    save_pickles(path, params)
-
-
-def load_ctf(path: str | os.PathLike) -> np.ndarray:
-    """Read ctf.pkl as float32 (N, 9)."""
-    params = np.asarray(load_pickle(path), dtype=np.float32)
-    _check_ctf(params, Path(path))
-    return params
-
-
-def _check_ctf(params: np.ndarray, path: Path) -> None:
-    if params.ndim != 2 or params.shape[1] != 9:
-        raise InputError(f"{path}: CTF parameters must be (N, 9), got {params.shape}")
-    if not np.all(np.isfinite(params)):
-        raise InputError(f"{path}: CTF parameters contain NaN or infinite values")
-
-
-def save_z(path: str | os.PathLike, mu: np.ndarray, logvar: np.ndarray | None = None) -> None:
-    """Write cryoDRGN's z.pkl: latent means, then (if given) log-variances, back to back."""
-    mu = np.asarray(mu, dtype=np.float32)
-    if mu.ndim != 2:
-        raise InputError(f"latent means must be (N, zdim), got {mu.shape}")
-    objs = [mu]
-    if logvar is not None:
-        logvar = np.asarray(logvar, dtype=np.float32)
-        if logvar.shape != mu.shape:
-            raise InputError(f"log-variances {logvar.shape} do not match means {mu.shape}")
-        objs.append(logvar)
-    save_pickles(path, *objs)
-
-
-def load_z(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read z.pkl: (means (N, zdim), log-variances or None for files that hold only means)."""
-    objs = load_pickles(path)
-    mu = np.asarray(objs[0], dtype=np.float32)
-    if mu.ndim != 2:
-        raise InputError(f"{path}: latent means must be (N, zdim), got {mu.shape}")
-    logvar = np.asarray(objs[1], dtype=np.float32) if len(objs) > 1 else None
-    if logvar is not None and logvar.shape != mu.shape:
-        raise InputError(f"{path}: log-variances {logvar.shape} do not match means {mu.shape}")
-    return mu, logvar
-
-
-def write_list(path: str | os.PathLike, stacks: list[str | os.PathLike]) -> None:
-    """Write a .txt list of stacks (one path per line), as cryoDRGN reads them."""
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text("".join(f"{s}\n" for s in stacks))
 
 
 def check_counts(n_images: int, **per_image: np.ndarray | None) -> None:

@@ -1,7 +1,7 @@
 """RELION .star files (3.0 single block, 3.1 and 5 with an optics block) through `starfile`.
 
 Poses follow cryoDRGN's `parse_pose_star`: matrix = RELION's Euler_angles2matrix(rot, tilt,
-psi) (see `simulate.rotations`); translations = origin in pixels (rlnOriginX/Y, or
+psi) (see `densitydiff.rotations`); translations = origin in pixels (rlnOriginX/Y, or
 rlnOriginX/YAngst divided by the pixel size) divided by the box size D. CTF rows follow
 cryoDRGN's ctf.pkl layout; the pixel size is rlnImagePixelSize (3.1+), rlnPixelSize, or
 rlnDetectorPixelSize (µm) * 1e4 / rlnMagnification (3.0).
@@ -10,11 +10,13 @@ rlnDetectorPixelSize (µm) * 1e4 / rlnMagnification (3.0).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
 from densitydiff.errors import InputError
+from densitydiff.formats.ctf import CTFParams
 from densitydiff.outputs import atomic_path
 
 
@@ -86,20 +88,17 @@ def box_size(df, D: int | None = None) -> np.ndarray:
 
 def ctf_from_star(df, D: int | None = None, pixel: float | None = None) -> np.ndarray:
     """ctf.pkl rows (N, 9) float32 from a particle table."""
-    out = np.stack(
-        [
-            box_size(df, D),
-            pixel_size(df, pixel),
-            _column(df, "rlnDefocusU"),
-            _column(df, "rlnDefocusV"),
-            _column(df, "rlnDefocusAngle"),
-            _column(df, "rlnVoltage"),
-            _column(df, "rlnSphericalAberration"),
-            _column(df, "rlnAmplitudeContrast"),
-            _column(df, "rlnPhaseShift", 0.0),
-        ],
-        axis=1,
-    ).astype(np.float32)
+    out = CTFParams(
+        D=box_size(df, D),
+        pixel_size=pixel_size(df, pixel),
+        defocus_u=_column(df, "rlnDefocusU"),
+        defocus_v=_column(df, "rlnDefocusV"),
+        defocus_angle=_column(df, "rlnDefocusAngle"),
+        voltage=_column(df, "rlnVoltage"),
+        cs=_column(df, "rlnSphericalAberration"),
+        amplitude_contrast=_column(df, "rlnAmplitudeContrast"),
+        phase_shift=_column(df, "rlnPhaseShift", 0.0),
+    ).to_array()
     if not np.all(np.isfinite(out)):
         raise InputError(f"{df.attrs.get('path', 'STAR file')}: CTF columns hold non-numbers")
     return out
@@ -109,7 +108,7 @@ def poses_from_star(
     df, D: int | None = None, pixel: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rotations N x 3 x 3, translations N x 2 as a fraction of the box) from a particle table."""
-    from densitydiff.simulate.rotations import euler_to_matrix
+    from densitydiff.rotations import euler_to_matrix
 
     euler = np.stack(
         [_column(df, "rlnAngleRot"), _column(df, "rlnAngleTilt"), _column(df, "rlnAnglePsi")], 1
@@ -141,7 +140,7 @@ def image_names(df) -> list[tuple[int, str]]:
 
 def read_star_images(path: str | os.PathLike, datadir: str | os.PathLike | None = None):
     """Images (N, D, D) float32 named by a STAR file (stacks relative to `datadir` or the file)."""
-    from densitydiff.formats.particles import _read_stack
+    from densitydiff.formats.mrcs import read_stack
 
     path = Path(path)
     df = read_star(path)
@@ -153,7 +152,7 @@ def read_star_images(path: str | os.PathLike, datadir: str | os.PathLike | None 
             file = Path(stack) if Path(stack).is_absolute() else base / stack
             if not file.is_file():
                 raise InputError(f"{path}: particle stack {file} not found")
-            stacks[stack] = _read_stack(file, lazy=True)
+            stacks[stack] = read_stack(file, lazy=True)
     shapes = {s.shape[1:] for s in stacks.values()}
     if len(shapes) != 1:
         raise InputError(f"{path}: stacks have different image sizes {sorted(shapes)}")
@@ -172,9 +171,13 @@ def write_star(
     rotations: np.ndarray | None = None,
     translations: np.ndarray | None = None,
     extra: dict[str, np.ndarray] | None = None,
+    micrographs: list[str] | None = None,
 ) -> Path:
     """Write a RELION 3.1 STAR file (optics + particles) for images 1..N of `stack`.
 
+    What RELION 3.1+ tools expect: `# version 30001` before each block, the optics block,
+    rlnMicrographName (`micrographs`, default one per particle, as each has its own defocus)
+    and rlnRandomSubset (half sets 1, 2, 1, 2, ... for gold-standard refinement).
     ctf_params: ctf.pkl rows; optics groups are the distinct (D, pixel, kV, Cs, w) tuples.
     rotations/translations: poses as in poses.pkl (written as Euler angles and rlnOriginX/YAngst).
     extra: more particle columns (name without the leading underscore -> values).
@@ -182,13 +185,14 @@ def write_star(
     import pandas as pd
     import starfile
 
-    from densitydiff.simulate.rotations import matrix_to_euler
+    from densitydiff.rotations import matrix_to_euler
 
     p = np.asarray(ctf_params, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != 9:
         raise InputError(f"CTF parameters must be (N, 9), got {p.shape}")
     n = len(p)
-    keys = [tuple(row) for row in p[:, [0, 1, 5, 6, 7]]]
+    c = CTFParams(*p.T)
+    keys = list(zip(c.D, c.pixel_size, c.voltage, c.cs, c.amplitude_contrast))
     groups: dict[tuple, int] = {}
     for key in keys:
         groups.setdefault(key, len(groups) + 1)
@@ -204,19 +208,26 @@ def write_star(
             "rlnImageDimensionality": [2] * len(groups),
         }
     )
+    if micrographs is None:
+        micrographs = [f"micrographs/{i + 1:06d}.mrc" for i in range(n)]
+    if len(micrographs) != n:
+        raise InputError(f"{len(micrographs)} micrograph names for {n} particles")
     data = {
         "rlnImageName": [f"{i + 1:06d}@{stack}" for i in range(n)],
+        "rlnMicrographName": list(micrographs),
         "rlnOpticsGroup": [groups[k] for k in keys],
-        "rlnDefocusU": p[:, 2],
-        "rlnDefocusV": p[:, 3],
-        "rlnDefocusAngle": p[:, 4],
-        "rlnPhaseShift": p[:, 8],
+        "rlnDefocusU": c.defocus_u,
+        "rlnDefocusV": c.defocus_v,
+        "rlnDefocusAngle": c.defocus_angle,
+        "rlnPhaseShift": c.phase_shift,
+        "rlnRandomSubset": np.arange(n) % 2 + 1,
     }
     if rotations is not None:
         euler = matrix_to_euler(np.asarray(rotations, dtype=np.float64).reshape(n, 3, 3))
         data.update(rlnAngleRot=euler[:, 0], rlnAngleTilt=euler[:, 1], rlnAnglePsi=euler[:, 2])
     if translations is not None:
-        t = np.asarray(translations, dtype=np.float64).reshape(n, 2) * p[:, :1] * p[:, 1:2]
+        t = np.asarray(translations, dtype=np.float64).reshape(n, 2)
+        t = t * c.D[:, None] * c.pixel_size[:, None]  # fraction of the box -> Å
         data.update(rlnOriginXAngst=t[:, 0], rlnOriginYAngst=t[:, 1])
     for name, values in (extra or {}).items():
         data[name] = np.asarray(values)
@@ -224,4 +235,6 @@ def write_star(
     path = Path(path)
     with atomic_path(path) as tmp:
         starfile.write({"optics": optics, "particles": particles}, tmp, overwrite=True)
+        text = tmp.read_text()
+        tmp.write_text(re.sub(r"^data_", "# version 30001\n\ndata_", text, flags=re.MULTILINE))
     return path

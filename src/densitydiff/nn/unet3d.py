@@ -7,8 +7,8 @@ channels normalised on their own) and no attention the network is local: its out
 depends only on inputs within `receptive_radius()` voxels, so tiled inference with that margin
 equals one pass over the whole map (densitydiff.sharpen.tiling). Self-attention runs only at the
 levels the caller names and always through `torch.nn.functional.scaled_dot_product_attention`,
-which never materialises the N x N attention matrix (flash / memory-efficient kernels); 3-D
-attention at full resolution is what ran the earlier attempt out of GPU memory.
+which never materialises the N x N attention matrix (flash / memory-efficient kernels): 3-D
+attention at full resolution over a 64^3 patch would need a 262144^2 matrix.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ def evaluate_prior(prior: Prior, data: np.ndarray, seed: int = 0, method: str = 
     points, so all three sets have the same size and finite-sample bias. One RBF bandwidth
     (the median distance within A) serves all three MMDs.
 
-    "learned_all" / "gaussian_all": each prior with len(data) samples against all the data (the
-    issue's "distance to the data latents"). Both priors get the same, smaller, finite-sample
+    "learned_all" / "gaussian_all": each prior with len(data) samples against all the data
+    (the distance to the data latents). Both priors get the same, smaller, finite-sample
     bias, so their ratio is the fairer one where the data are close to N(0, I); the floor
     (half against half) carries more bias and stays the reference for "within 2x the floor".
     """

@@ -25,14 +25,14 @@ def encode(prior: Prior, z: np.ndarray, rtol: float = 1e-5, atol: float = 1e-5) 
     """Latents -> noise at sigma_max: the probability-flow ODE run forward from sigma_min."""
     cfg = prior.config
     return edm.ode_solve(
-        prior.denoiser, prior.to_model(z), cfg["sigma_min"], cfg["sigma_max"], rtol=rtol, atol=atol
+        prior.denoiser, prior.to_model(z), cfg.sigma_min, cfg.sigma_max, rtol=rtol, atol=atol
     ).x
 
 
 def decode(prior: Prior, x: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-5) -> np.ndarray:
     """Noise at sigma_max -> latents: the probability-flow ODE run back to sigma_min."""
     cfg = prior.config
-    res = edm.ode_solve(prior.denoiser, x, cfg["sigma_max"], cfg["sigma_min"], rtol=rtol, atol=atol)
+    res = edm.ode_solve(prior.denoiser, x, cfg.sigma_max, cfg.sigma_min, rtol=rtol, atol=atol)
     return prior.from_model(res.x)
 
 

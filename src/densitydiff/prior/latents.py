@@ -1,4 +1,4 @@
-"""Latent vectors in and out: cryoDRGN z.pkl (means, log-variances), .npy, .pt; standardising."""
+"""The prior's latents: means and log-variances read from latent files, and their standardising."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from densitydiff.errors import InputError
-from densitydiff.outputs import atomic_path
+from densitydiff.formats.latents import read_latents, write_latents
 
-SUFFIXES = (".pkl", ".npy", ".pt", ".pth")
+MIN_VECTORS = 2  # a distribution to standardise and learn needs at least two samples
 
 
 @dataclass
@@ -29,88 +29,22 @@ class Latents:
         return self.mu + np.exp(0.5 * self.logvar) * eps
 
 
-def _check(array, path: Path, what: str) -> np.ndarray:
-    try:
-        a = np.asarray(array)
-    except Exception as err:  # noqa: BLE001 - any conversion failure is a bad file
-        raise InputError(f"{path}: {what} is not an array ({err})") from None
-    if a.dtype == object or not np.issubdtype(a.dtype, np.number):
-        raise InputError(f"{path}: {what} must be numeric, got dtype {a.dtype}")
-    if a.ndim != 2:
-        raise InputError(f"{path}: {what} must be an N x D array, got shape {a.shape}")
-    if a.shape[0] < 2 or a.shape[1] < 1:
-        raise InputError(
-            f"{path}: {what} needs at least 2 vectors of dimension >= 1, got {a.shape}"
-        )
-    a = a.astype(np.float32)
-    if not np.isfinite(a).all():
-        bad = int((~np.isfinite(a)).any(axis=1).sum())
-        raise InputError(f"{path}: {what} holds NaN or infinite values in {bad} rows")
-    return a
-
-
 def load_latents(path: str | os.PathLike) -> Latents:
-    """Read latents: z.pkl (restricted unpickler; 1st pickle means, 2nd log-variances), .npy, .pt.
+    """Latents to learn a prior from (`formats.latents.read_latents`: z.pkl, .npy, .txt, .pt).
 
-    A .pt file may hold a tensor (means) or a tuple/list (means, log-variances), loaded with
-    torch.load(weights_only=True). Raises InputError on a missing, unsafe or malformed file.
+    Raises InputError on a missing, unsafe or malformed file, or fewer than two vectors.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no such file: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".pkl":
-        from densitydiff.formats.pkl import load_pickles
-
-        objs = load_pickles(path)
-    elif suffix == ".npy":
-        try:
-            objs = [np.load(path, allow_pickle=False)]
-        except (ValueError, OSError, EOFError) as err:
-            raise InputError(f"{path}: not a readable .npy array ({err})") from None
-    elif suffix in (".pt", ".pth"):
-        import torch
-
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
-            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise InputError(f"{path}: not a readable weights-only torch file ({msg})") from None
-        objs = list(obj) if isinstance(obj, (tuple, list)) else [obj]
-        objs = [o.detach().cpu().numpy() if hasattr(o, "detach") else o for o in objs]
-    else:
-        raise InputError(f"{path}: unknown latent file type {suffix!r} (use .pkl, .npy or .pt)")
-    if isinstance(objs[0], (tuple, list)) and len(objs) == 1:
-        objs = list(objs[0])
-    mu = _check(objs[0], path, "latent means")
-    logvar = None
-    if len(objs) > 1:
-        logvar = _check(objs[1], path, "latent log-variances")
-        if logvar.shape != mu.shape:
-            raise InputError(f"{path}: log-variances have shape {logvar.shape}, means {mu.shape}")
+    mu, logvar = read_latents(path)
+    if mu.shape[0] < MIN_VECTORS or mu.shape[1] < 1:
+        raise InputError(
+            f"{path}: latent means needs at least 2 vectors of dimension >= 1, got {mu.shape}"
+        )
     return Latents(mu, logvar)
 
 
 def save_latents(path: str | os.PathLike, z) -> Path:
-    """Write N x D latents as .npy, .pt, or .pkl (cryoDRGN's z.pkl: one pickled float32 array)."""
-    path = Path(path)
-    z = np.ascontiguousarray(np.asarray(z, dtype=np.float32))
-    suffix = path.suffix.lower()
-    if suffix == ".pkl":
-        from densitydiff.formats.pkl import save_pickles
-
-        save_pickles(path, z)
-    elif suffix == ".npy":
-        with atomic_path(path) as tmp:
-            np.save(tmp, z)
-    elif suffix in (".pt", ".pth"):
-        import torch
-
-        with atomic_path(path) as tmp:
-            torch.save(torch.from_numpy(z), tmp)
-    else:
-        raise InputError(f"{path}: output must end in .npy, .pkl or .pt")
-    return path
+    """Write N x D latents as .npy, .txt, .pt, or .pkl (cryoDRGN's z.pkl of means only)."""
+    return write_latents(path, z)
 
 
 @dataclass

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import copy
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 
 from densitydiff.diffusion.edm import EDMDenoiser, edm_loss
+from densitydiff.nn.ema import ema_copy
 from densitydiff.nn.mlp import ResidualMLP
+from densitydiff.prior.config import PriorConfig
 
 
-def build_denoiser(dim: int, config: dict) -> EDMDenoiser:
+def build_denoiser(dim: int, config: PriorConfig) -> EDMDenoiser:
     """The prior's network: ResidualMLP(width x depth) wrapped in EDM preconditioning."""
-    net = ResidualMLP(dim, width=config["width"], depth=config["depth"], emb_dim=config["emb_dim"])
-    return EDMDenoiser(net, sigma_data=config["sigma_data"])
+    net = ResidualMLP(dim, width=config.width, depth=config.depth, emb_dim=config.emb_dim)
+    return EDMDenoiser(net, sigma_data=config.sigma_data)
 
 
 class PriorModule(pl.LightningModule):
@@ -22,21 +24,22 @@ class PriorModule(pl.LightningModule):
 
     Latents are standardised with the stored `mean`/`std` buffers; with log-variances each step
     draws fresh posterior samples z = mu + exp(logvar / 2) eps (the VAE's aggregate posterior).
+    The EMA starts from the initial weights and is updated after every optimiser step.
     """
 
-    def __init__(self, dim: int, config: dict, mean=None, std=None) -> None:
+    def __init__(self, dim: int, config: dict[str, Any], mean=None, std=None) -> None:
         super().__init__()
-        self.save_hyperparameters("dim", "config")
-        self.config = dict(config)
+        self.save_hyperparameters("dim", "config")  # plain dict: weights_only-loadable
+        self.config = PriorConfig.from_dict(config)
         self.denoiser = build_denoiser(dim, self.config)
-        self.ema = copy.deepcopy(self.denoiser).requires_grad_(False)
+        self.ema = ema_copy(self.denoiser, self.config.ema_decay, average_initial=True)
         self.register_buffer("mean", torch.zeros(dim) if mean is None else torch.as_tensor(mean))
         self.register_buffer("std", torch.ones(dim) if std is None else torch.as_tensor(std))
 
     def step_generator(self) -> torch.Generator:
         """The noise of a step depends on (seed, step) only: a resumed run draws what an
         uninterrupted one would have drawn (the global RNG is not in the checkpoint)."""
-        seed = int(self.config.get("seed", 0)) * 1_000_003 + int(self.global_step)
+        seed = int(self.config.seed) * 1_000_003 + int(self.global_step)
         return torch.Generator().manual_seed(seed)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -47,20 +50,17 @@ class PriorModule(pl.LightningModule):
             z = z + torch.exp(0.5 * batch[1]) * eps
         x = (z - self.mean) / self.std
         loss = edm_loss(
-            self.denoiser, x, p_mean=self.config["p_mean"], p_std=self.config["p_std"], generator=g
+            self.denoiser, x, p_mean=self.config.p_mean, p_std=self.config.p_std, generator=g
         )
         self.log("loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        decay = self.config["ema_decay"]
-        with torch.no_grad():
-            for p_ema, p in zip(self.ema.parameters(), self.denoiser.parameters()):
-                p_ema.lerp_(p, 1.0 - decay)
+        self.ema.update_parameters(self.denoiser)
 
     def configure_optimizers(self):
-        opt = torch.optim.Adam(self.denoiser.parameters(), lr=self.config["lr"])
-        if self.config.get("lr_schedule", "constant") != "cosine":
+        opt = torch.optim.Adam(self.denoiser.parameters(), lr=self.config.lr)
+        if self.config.lr_schedule != "cosine":
             return opt
         # cosine decay to 0 over the run: the last steps average out Adam's noise
         steps = max(int(self.trainer.estimated_stepping_batches), 1)

@@ -2,70 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from densitydiff.diffusion import edm
 from densitydiff.errors import InputError
-from densitydiff.prior.latents import LatentStats
+from densitydiff.prior.checkpoint import Prior, load_prior
+
+__all__ = ["METHODS", "Prior", "gaussian_langevin", "load_prior", "sample_prior"]
 
 METHODS = ("ode", "heun", "sde", "langevin", "gaussian", "gaussian-langevin")
-
-
-@dataclass
-class Prior:
-    """A trained prior: EDM `denoiser` on standardised latents, `stats`, training `latents`."""
-
-    denoiser: edm.EDMDenoiser
-    stats: LatentStats
-    config: dict
-    latents: np.ndarray
-
-    @property
-    def dim(self) -> int:
-        return int(self.latents.shape[1])
-
-    def to_model(self, z: np.ndarray) -> torch.Tensor:
-        """Latents (file units) -> standardised tensor the denoiser works on."""
-        return torch.from_numpy(np.asarray(self.stats.standardise(z), dtype=np.float32))
-
-    def from_model(self, x: torch.Tensor) -> np.ndarray:
-        """Standardised tensor -> latents in file units (float32)."""
-        return self.stats.unstandardise(x.detach().cpu().numpy()).astype(np.float32)
-
-
-def load_prior(path: str | os.PathLike) -> Prior:
-    """Load RUN/prior.pt (or the file itself) with torch.load(weights_only=True)."""
-    from densitydiff.prior.module import build_denoiser
-    from densitydiff.prior.train import FORMAT
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / "prior.pt"
-    if not path.is_file():
-        raise InputError(f"no trained prior at {path} (run `densitydiff prior train` first)")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any failure means a bad file
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise InputError(f"{path}: not a readable prior checkpoint ({msg})") from None
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise InputError(f"{path}: not a densitydiff prior checkpoint")
-    try:
-        denoiser = build_denoiser(int(blob["dim"]), blob["config"])
-        denoiser.load_state_dict(blob["state_dict"])
-        stats = LatentStats(blob["mean"].numpy(), blob["std"].numpy())
-        latents = blob["latents"].numpy()
-    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
-        what = f"missing {err}" if isinstance(err, KeyError) else " ".join(str(err).split())
-        raise InputError(f"{path}: damaged prior checkpoint ({what[:200]})") from None
-    denoiser.eval().requires_grad_(False)
-    return Prior(denoiser, stats, blob["config"], latents)
 
 
 def sample_prior(
@@ -101,13 +49,13 @@ def sample_prior(
     start = time.perf_counter()
     nfe = 0
     if method in ("ode", "heun", "sde"):
-        x = torch.randn(n, d, generator=g) * cfg["sigma_max"]
+        x = torch.randn(n, d, generator=g) * cfg.sigma_max
         if method == "ode":
             res = edm.ode_solve(
-                prior.denoiser, x, cfg["sigma_max"], cfg["sigma_min"], rtol=rtol, atol=atol
+                prior.denoiser, x, cfg.sigma_max, cfg.sigma_min, rtol=rtol, atol=atol
             )
         else:
-            sigmas = edm.karras_sigmas(steps, cfg["sigma_min"], cfg["sigma_max"])
+            sigmas = edm.karras_sigmas(steps, cfg.sigma_min, cfg.sigma_max)
             if method == "heun":
                 res = edm.heun_sample(prior.denoiser, x, sigmas)
             else:

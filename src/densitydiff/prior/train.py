@@ -1,94 +1,22 @@
-"""Train the latent diffusion prior: latents -> RUN/ with prior.pt, config.yaml, checkpoints."""
+"""Train the latent diffusion prior: latents -> RUN/ with prior.pt, config.yaml, run.yaml."""
 
 from __future__ import annotations
 
 import logging
 import os
-import platform
 import shutil
-import sys
-from dataclasses import asdict, dataclass, fields
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
+from densitydiff.configfile import dump_yaml
 from densitydiff.errors import InputError
 from densitydiff.outputs import atomic_checkpoint_io, atomic_path, output_lock
+from densitydiff.prior.config import PriorConfig, read_config
 from densitydiff.prior.latents import Latents, LatentStats, load_latents
 
-FORMAT = "densitydiff.prior/1"
-
-
-@dataclass
-class PriorConfig:
-    """Training settings (defaults: the slides' 16 x 128 residual MLP, Adam, batch 1024)."""
-
-    epochs: int = 400
-    batch_size: int = 1024
-    lr: float = 1e-3
-    lr_schedule: str = "constant"  # or "cosine" (decay to 0 over the epochs)
-    width: int = 128
-    depth: int = 16
-    emb_dim: int = 64
-    sigma_data: float = 1.0  # latents are standardised to unit variance per dimension
-    p_mean: float = -1.2
-    p_std: float = 1.2
-    sigma_min: float = 0.002
-    sigma_max: float = 80.0
-    ema_decay: float = 0.995
-    posterior: bool = False  # train on z = mu + exp(logvar/2) eps when log-variances exist
-    seed: int = 0
-
-    @classmethod
-    def from_dict(cls, values: dict) -> PriorConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise InputError(f"unknown prior config key(s): {', '.join(unknown)}")
-        try:
-            cfg = cls(**values)
-        except TypeError as err:
-            raise InputError(f"bad prior config: {err}") from None
-        for f in fields(cls):
-            v = getattr(cfg, f.name)
-            if f.type in ("int", "float") and not isinstance(v, (int, float)):
-                raise InputError(f"config {f.name} must be a number, got {v!r}")
-        if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.width < 1 or cfg.depth < 0:
-            raise InputError("epochs, batch_size and width must be >= 1, depth >= 0")
-        if cfg.lr_schedule not in ("cosine", "constant"):
-            raise InputError(f"lr_schedule must be cosine or constant, got {cfg.lr_schedule!r}")
-        if not (0 < cfg.sigma_min < cfg.sigma_max) or cfg.lr <= 0 or not 0 <= cfg.ema_decay < 1:
-            raise InputError("need 0 < sigma_min < sigma_max, lr > 0, 0 <= ema_decay < 1")
-        return cfg
-
-
-def read_config(path: str | os.PathLike | None, **overrides) -> PriorConfig:
-    """PriorConfig from an optional YAML file, then keyword overrides that are not None."""
-    values: dict = {}
-    if path is not None:
-        from densitydiff.configfile import read_yaml_mapping
-
-        loaded = read_yaml_mapping(path)
-        values.update(loaded.get("config", loaded))
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return PriorConfig.from_dict(values)
-
-
-def versions() -> dict[str, str]:
-    """Versions of the packages that decide the result (written next to every run)."""
-    import lightning
-    import torch
-
-    import densitydiff
-
-    return {
-        "densitydiff": densitydiff.__version__,
-        "torch": str(torch.__version__),
-        "lightning": str(lightning.__version__),
-        "numpy": np.__version__,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-    }
+__all__ = ["PriorConfig", "read_config", "train_prior"]
 
 
 def train_prior(
@@ -98,13 +26,17 @@ def train_prior(
     *,
     resume: bool = False,
     progress: bool = True,
+    argv: Sequence[str] | None = None,
 ) -> Path:
     """Fit the EDM prior to latents; write RUN/prior.pt (weights-only) and RUN/config.yaml.
 
     Checkpoints go to RUN/checkpoints/last.ckpt each epoch; resume=True continues from it
     (to the same or a larger number of epochs). Deterministic for a given config.seed on CPU.
+    RUN/config.yaml holds the resolved config, RUN/run.yaml the run record (densitydiff.runrecord).
     """
+    started = time.perf_counter()
     config = config or PriorConfig()
+    config.validate()
     run_dir = Path(run_dir)
     source = str(latents) if not isinstance(latents, Latents) else "<in memory>"
     data = latents if isinstance(latents, Latents) else load_latents(latents)
@@ -124,7 +56,8 @@ def train_prior(
     created = not run_dir.exists()
     with output_lock(run_dir):
         try:
-            return _fit(data, stats, source, run_dir, config, resume, progress)
+            return _fit(latents, data, stats, source, run_dir, config, resume, progress, argv,
+                        started)  # fmt: skip
         except BaseException:  # a run that never checkpointed leaves no folder behind
             if created and not last.exists():
                 shutil.rmtree(run_dir, ignore_errors=True)
@@ -152,38 +85,36 @@ class EpochShuffle:
 
 
 def _check_checkpoint(path: Path) -> None:
-    """Refuse a checkpoint that torch.load(weights_only=True) cannot read (truncated, unsafe)."""
-    import torch
+    """Refuse a checkpoint that a weights-only load cannot read (truncated, unsafe)."""
+    from densitydiff.torchfile import read_torch_file
 
-    try:
-        torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - pickle, zip and torch errors alike
-        msg = " ".join(str(err).split())[:200] or type(err).__name__
-        raise InputError(f"cannot resume from {path}: {msg}") from None
+    read_torch_file(path, "checkpoint to resume from")
 
 
-def _fit(data, stats, source, run_dir: Path, config, resume: bool, progress: bool) -> Path:
+def _fit(latents, data, stats, source, run_dir, config, resume, progress, argv, started) -> Path:
+    """The training itself, under the run folder's lock."""
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     run_dir.mkdir(parents=True, exist_ok=True)
 
     import lightning.pytorch as pl  # heavy: only once the inputs are known to be good
     import torch
-    import yaml
 
     from densitydiff.prior.module import PriorModule
+    from densitydiff.runrecord import run_record, write_record
 
-    record = {
-        "command": "prior train",
-        "latents": source,
-        "n_latents": int(data.mu.shape[0]),
-        "dim": int(data.mu.shape[1]),
-        "config": asdict(config),
-        "versions": versions(),
-        "date": __import__("datetime").datetime.now().isoformat(timespec="seconds"),
-    }
+    record = run_record(
+        config=asdict(config),
+        seed=config.seed,
+        inputs=[] if isinstance(latents, Latents) else [source],
+        argv=argv,
+        latents=source,
+        n_latents=int(data.mu.shape[0]),
+        dim=int(data.mu.shape[1]),
+    )
     with atomic_path(run_dir / "config.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(record, sort_keys=False))
+        tmp.write_text(dump_yaml(config))
+    write_record(run_dir / "run.yaml", record)
 
     if not progress:
         for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
@@ -216,18 +147,17 @@ def _fit(data, stats, source, run_dir: Path, config, resume: bool, progress: boo
     )
     trainer.fit(module, loader, ckpt_path=str(last) if resume else None)
 
-    out = run_dir / "prior.pt"
-    payload = {
-        "format": FORMAT,
-        "dim": int(data.mu.shape[1]),
-        "config": asdict(config),
-        "state_dict": {k: v.detach().cpu() for k, v in module.ema.state_dict().items()},
-        "mean": torch.from_numpy(stats.mean),
-        "std": torch.from_numpy(stats.std),
-        "latents": torch.from_numpy(data.mu),
-        "epochs_trained": int(trainer.current_epoch),
-        "versions": record["versions"],
-    }
-    with atomic_path(out) as tmp:
-        torch.save(payload, tmp)
+    from densitydiff.prior.checkpoint import save_prior
+
+    out = save_prior(
+        run_dir / "prior.pt",
+        module.ema.module,
+        config,
+        stats,
+        data.mu,
+        epochs_trained=int(trainer.current_epoch),
+        versions=record["versions"],
+    )
+    record["wall_seconds"] = round(time.perf_counter() - started, 3)
+    write_record(run_dir / "run.yaml", record)
     return out

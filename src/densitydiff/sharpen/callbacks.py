@@ -15,7 +15,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from densitydiff.outputs import atomic_path
+from densitydiff.viz import plot_slices
 
 
 def _metrics(estimate: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -27,26 +27,6 @@ def _metrics(estimate: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         "psnr": float(m.psnr(estimate, truth)),
         "ssim": float(m.ssim(estimate, truth)),
     }
-
-
-def save_slices_png(path: Path, volumes: dict[str, np.ndarray]) -> None:
-    """One row of central z, y, x slices per volume (matplotlib Agg), written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(3, len(volumes), figsize=(3 * len(volumes), 9), squeeze=False)
-    for col, (name, vol) in enumerate(volumes.items()):
-        c = [s // 2 for s in vol.shape]
-        for row, sl in enumerate((vol[c[0]], vol[:, c[1]], vol[:, :, c[2]])):
-            axes[row, col].imshow(sl, cmap="gray")
-            axes[row, col].set_axis_off()
-        axes[0, col].set_title(name)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
 
 
 class SharpeningMonitor(L.Callback):
@@ -83,13 +63,13 @@ class SharpeningMonitor(L.Callback):
         metrics = {f"monitor/{k}": float(np.mean([p[k] for p in per])) for k in per[0]}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
-        save_slices_png(
-            self.out_dir / f"step_{step:07d}.png",
+        plot_slices(
             {
                 "input": batch["input"][0, 0].float().numpy(),
                 "output": out[0, 0],
                 "truth": truth[0, 0],
             },
+            self.out_dir / f"step_{step:07d}.png",
         )
         return metrics
 

@@ -1,11 +1,12 @@
-"""Load a sharpening model for inference: packaged defaults, exported .pt files, Lightning runs.
+"""Save and load sharpening models: packaged models, exported .pt files, Lightning runs.
 
 Exported files (`export_sharpener`) are a weights-only dict: {"format": FORMAT, "config",
 "state_dict" (EMA weights for a DDPM), "voxel_size", "patch", "training_structures", "name",
 "extra"}. Lightning checkpoints from `densitydiff train sharpen` (RUN/checkpoints/*.ckpt) hold
-the config in hyper_parameters; their voxel size and patch come from the training store named
-in RUN/run.yaml when it can be read, else the lead's defaults (1.0 Å, 32) are assumed.
-Everything goes through torch.load(..., weights_only=True).
+the config and the training data's geometry ({"voxel_size", "patch"}) in hyper_parameters;
+a checkpoint without the geometry (trained on an in-memory dataset that has none) is given
+ASSUMED_VOXEL_SIZE and ASSUMED_PATCH, and says so in `extra["geometry"]`.
+Files are read with densitydiff.torchfile.read_torch_file (weights only).
 """
 
 from __future__ import annotations
@@ -16,27 +17,37 @@ from typing import Any
 
 from densitydiff.errors import InputError
 from densitydiff.outputs import atomic_path
+from densitydiff.torchfile import read_torch_file
 
 FORMAT = "densitydiff-sharpener-1"
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-PACKAGED = {"default": "default_ddpm.pt", "unet": "regression_unet.pt"}
-ASSUMED_VOXEL_SIZE = 1.0
+PACKAGED = {"default": "default_ddpm.pt", "regression": "regression_unet.pt"}
+ALIASES = {"unet": "regression"}  # the packaged regression U-Net's first name
+ASSUMED_VOXEL_SIZE = 1.0  # Å, the packaged models' grid
 ASSUMED_PATCH = 32
 
 
 @dataclass
-class Sharpener:
-    """A model ready for `sharpen_map`: network in eval mode plus what inference must know."""
+class SharpenCheckpoint:
+    """A loaded sharpening model: the network in eval mode plus what inference must know."""
 
     model: Any  # torch.nn.Module from densitydiff.sharpen.models.build_model
     config: Any  # SharpenConfig
     voxel_size: float
     patch: int
     name: str
-    kind: str
-    is_generative: bool
     training_structures: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """The config's model name: unet (regression) | vae | ddpm."""
+        return self.config.model
+
+    @property
+    def is_generative(self) -> bool:
+        """Whether each draw is a new sample (VAE, DDPM) or the one estimate (regression)."""
+        return bool(self.model.is_generative)
 
     @property
     def downsampling(self) -> int:
@@ -44,14 +55,8 @@ class Sharpener:
         return 2 ** (len(self.config.net.widths) - 1)
 
 
-def _torch_load(path: Path) -> dict:
-    import torch
-
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and torch errors alike: not a checkpoint we can read
-        msg = " ".join(str(exc).split())[:200]
-        raise InputError(f"cannot read checkpoint {path}: {msg}") from None
+def _read_dict(path: Path) -> dict:
+    data = read_torch_file(path, "checkpoint")
     if not isinstance(data, dict):
         raise InputError(f"{path} is not a densitydiff checkpoint (no dict inside)")
     return data
@@ -83,48 +88,40 @@ def _lightning_state(ckpt: dict, kind: str) -> dict:
     return {k[len("model.") :]: v for k, v in sd.items() if k.startswith("model.")}
 
 
-def _run_store_geometry(ckpt_path: Path) -> tuple[float, int, list[str], bool]:
-    """(voxel size, patch, structures, assumed) from the store named in RUN/run.yaml (--data)."""
-    import yaml
-
-    run_dir = ckpt_path.parent.parent
-    structures: list[str] = []
-    txt = run_dir / "structures.txt"
-    if txt.is_file():
-        structures = [s for s in txt.read_text().split() if s and not s.startswith("(")]
-    try:
-        info = yaml.safe_load((run_dir / "run.yaml").read_text())
-        argv = [str(a) for a in info.get("command", [])]
-        store = Path(argv[argv.index("--data") + 1])
-        if not store.is_absolute():
-            store = run_dir.parent / store if not store.exists() else store
-        from densitydiff.data.store import read_root
-
-        meta = read_root(store)
-        return float(meta["voxel_size"]), int(meta["patch"]), structures, False
-    except Exception:  # no run.yaml, no --data, store moved: fall back to the assumptions
-        return ASSUMED_VOXEL_SIZE, ASSUMED_PATCH, structures, True
-
-
 def _from_lightning(path: Path, ckpt: dict):
     hp = ckpt.get("hyper_parameters") or {}
     if "config" not in hp or "state_dict" not in ckpt:
         raise InputError(f"{path} is not a densitydiff training checkpoint (no config inside)")
     kind = hp["config"].get("model", "ddpm")
     config, model = _build(hp["config"], _lightning_state(ckpt, kind), path)
-    voxel, patch, structures, assumed = _run_store_geometry(path)
     extra: dict = {"source": "lightning", "global_step": int(ckpt.get("global_step", 0))}
-    if assumed:
-        extra["geometry"] = "assumed (training store not found)"
-    return config, model, voxel, patch, structures, extra
+    geometry = hp.get("geometry") or {}
+    try:
+        voxel, patch = float(geometry["voxel_size"]), int(geometry["patch"])
+    except (KeyError, TypeError, ValueError):
+        voxel, patch = ASSUMED_VOXEL_SIZE, ASSUMED_PATCH
+        extra["geometry"] = "assumed (the checkpoint holds no training geometry)"
+    return config, model, voxel, patch, _run_structures(path), extra
 
 
-def load_sharpener(name_or_path: str | Path | Sharpener | None = None, device: str = "cpu"):
-    """A `Sharpener` from "default" (None), "unet", an exported .pt or a training checkpoint."""
-    if isinstance(name_or_path, Sharpener):
+def _run_structures(ckpt_path: Path) -> list[str]:
+    """The training structures listed in RUN/structures.txt beside RUN/checkpoints/."""
+    txt = ckpt_path.parent.parent / "structures.txt"
+    if not txt.is_file():
+        return []
+    return [s for s in txt.read_text().split() if s and not s.startswith("(")]
+
+
+def load_sharpener(
+    name_or_path: str | Path | SharpenCheckpoint | None = None, device: str = "cpu"
+) -> SharpenCheckpoint:
+    """A packaged model ("default" = None, "regression" alias "unet"), an exported .pt or a
+    training checkpoint, ready for inference on `device`."""
+    if isinstance(name_or_path, SharpenCheckpoint):
         name_or_path.model.to(device)
         return name_or_path
     key = "default" if name_or_path is None else str(name_or_path)
+    key = ALIASES.get(key, key)
     if key in PACKAGED:
         path = MODELS_DIR / PACKAGED[key]
         if not path.is_file():
@@ -136,7 +133,7 @@ def load_sharpener(name_or_path: str | Path | Sharpener | None = None, device: s
         path = Path(key)
         if not path.is_file():
             raise InputError(f"no such checkpoint: {path}")
-    ckpt = _torch_load(path)
+    ckpt = _read_dict(path)
     if ckpt.get("format") == FORMAT:
         try:
             config, model = _build(ckpt["config"], ckpt["state_dict"], path)
@@ -151,14 +148,12 @@ def load_sharpener(name_or_path: str | Path | Sharpener | None = None, device: s
         name = f"{path.parent.parent.name}/{path.name}"
     if voxel <= 0 or patch <= 0 or patch % 2 ** (len(config.net.widths) - 1):
         raise InputError(f"{path}: bad voxel size {voxel} or patch {patch} for this network")
-    return Sharpener(
+    return SharpenCheckpoint(
         model=model.to(device),
         config=config,
         voxel_size=voxel,
         patch=patch,
         name=name,
-        kind=config.model,
-        is_generative=config.model in ("vae", "ddpm"),
         training_structures=structures,
         extra=extra,
     )
@@ -184,15 +179,17 @@ def export_sharpener(
     """
     import torch
 
+    from densitydiff.diffusion.sampling import check_steps, sampler_name
     from densitydiff.sharpen.config import to_dict
 
+    check_steps(steps)
     sharpener = load_sharpener(checkpoint)
     state = sharpener.model.state_dict()
     if half:
         state = {k: v.half() if torch.is_floating_point(v) else v for k, v in state.items()}
     config = to_dict(sharpener.config)
     if sampler is not None:
-        config["diffusion"]["sampler"] = sampler
+        config["diffusion"]["sampler"] = sampler_name(sampler)
     if steps is not None:
         config["diffusion"]["sample_steps"] = int(steps)
     data = {

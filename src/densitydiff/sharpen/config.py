@@ -1,17 +1,18 @@
 """Training configuration for the sharpening models: dataclasses, presets and YAML merging.
 
 A run's config is a preset (`tiny` for tests on CPU, `small` for an hour or two on CPU, `base`
-for a GPU) or a YAML file, overridden by command-line options; the resolved config is written
-to the run directory so the run can be repeated.
+for a GPU) or a YAML file, overridden by command-line options (densitydiff.configfile builds and
+checks it); the resolved config is written to the run directory so the run can be repeated.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from densitydiff import configfile
+from densitydiff.diffusion.sampling import sampler_name
 from densitydiff.errors import InputError
 
 MODELS = ("unet", "vae", "ddpm")
@@ -38,7 +39,7 @@ class DiffusionConfig:
     timesteps: int = 1000
     schedule: str = "cosine"  # linear | cosine
     prediction: str = "epsilon"  # epsilon | v
-    sampler: str = "dpmsolver++"  # ddpm | ddim | dpmsolver++
+    sampler: str = "dpmsolver++"  # a name from densitydiff.diffusion.sampling.SAMPLERS
     sample_steps: int = 20
     clip_x0: list[float] | None = None  # [lo, hi] in the normalised space, or None
     residual: bool = False  # diffuse target - input instead of the target
@@ -98,6 +99,26 @@ class SharpenConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
+    def validate(self) -> None:
+        """Raise InputError on values no run could use; spell the sampler canonically."""
+        if not 0 <= self.seed < 2**32:  # numpy's seeds; -1 used to end in a traceback
+            raise InputError(f"seed must lie in 0 .. 2**32 - 1, got {self.seed}")
+        if self.model not in MODELS:
+            raise InputError(f"unknown model {self.model!r}: use one of {', '.join(MODELS)}")
+        if self.loss not in ("l1", "l2"):
+            raise InputError(f"unknown loss {self.loss!r}: use l1 or l2")
+        if self.diffusion.schedule not in ("linear", "cosine"):
+            raise InputError(f"unknown schedule {self.diffusion.schedule!r}")
+        if self.diffusion.prediction not in ("epsilon", "v"):
+            raise InputError(f"unknown prediction {self.diffusion.prediction!r}")
+        self.diffusion.sampler = sampler_name(self.diffusion.sampler)
+        if self.trainer.max_steps < 1 or self.trainer.batch_size < 1:
+            raise InputError("max_steps and batch_size must be >= 1")
+        if self.trainer.devices < 1 or self.trainer.num_nodes < 1:
+            raise InputError("devices and num_nodes must be >= 1")
+        if self.trainer.precision not in (None, "32", "32-true", "bf16-mixed", "16-mixed"):
+            raise InputError(f"unknown precision {self.trainer.precision!r}")
+
 
 PRESETS: dict[str, dict[str, Any]] = {
     # tests on CPU: 16^3 patches, two levels of 8/16 channels, no attention
@@ -144,109 +165,26 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def to_dict(config: SharpenConfig) -> dict[str, Any]:
     """Plain nested dict (YAML- and checkpoint-safe)."""
-    return dataclasses.asdict(config)
-
-
-def merge(base: dict[str, Any], override: dict[str, Any], where: str = "") -> dict[str, Any]:
-    """Recursive dict update; unknown keys raise InputError so typos do not pass silently."""
-    out = dict(base)
-    for key, value in override.items():
-        if key not in out:
-            raise InputError(f"unknown config key {where + key!r}")
-        if isinstance(out[key], dict) and isinstance(value, dict):
-            out[key] = merge(out[key], value, f"{where}{key}.")
-        else:
-            out[key] = value
-    return out
+    return configfile.to_dict(config)
 
 
 def from_dict(data: dict[str, Any]) -> SharpenConfig:
-    """Build (and check) a SharpenConfig from a nested dict."""
-    data = merge(to_dict(SharpenConfig()), data)
-    sections = {
-        "net": NetConfig,
-        "diffusion": DiffusionConfig,
-        "vae": VAEConfig,
-        "optim": OptimConfig,
-        "trainer": TrainerConfig,
-    }
-    try:
-        kwargs = {k: (sections[k](**v) if k in sections else v) for k, v in data.items()}
-    except TypeError:
-        bad = [k for k in sections if not isinstance(data.get(k), dict)]
-        raise InputError(f"config sections {bad} must be mappings of keys to values") from None
-    config = SharpenConfig(**kwargs)
-    validate(config)
-    return config
-
-
-_SCALARS = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
-
-
-def _check_types(section, where: str = "") -> None:
-    """Each scalar field holds its declared type (YAML `max_steps: a` is refused here)."""
-    for f in dataclasses.fields(section):
-        value = getattr(section, f.name)
-        if dataclasses.is_dataclass(value):
-            _check_types(value, f"{where}{f.name}.")
-            continue
-        kinds = _SCALARS.get(str(f.type))
-        wrong_bool = isinstance(value, bool) and str(f.type) in ("int", "float")
-        if kinds is not None and (not isinstance(value, kinds) or wrong_bool):
-            raise InputError(f"config {where}{f.name} must be {f.type}, got {value!r}")
-        if str(f.type) == "list[int]" and not (
-            isinstance(value, list) and all(isinstance(v, int) for v in value)
-        ):
-            raise InputError(f"config {where}{f.name} must be a list of integers, got {value!r}")
+    """Build (and check) a SharpenConfig from a nested dict over the defaults."""
+    return configfile.build(SharpenConfig, data)
 
 
 def validate(config: SharpenConfig) -> None:
     """Raise InputError on values no run could use."""
-    _check_types(config)
-    if not 0 <= config.seed < 2**32:
-        raise InputError(f"seed must lie in 0 .. 2**32 - 1, got {config.seed}")
-    if config.model not in MODELS:
-        raise InputError(f"unknown model {config.model!r}: use one of {', '.join(MODELS)}")
-    if config.loss not in ("l1", "l2"):
-        raise InputError(f"unknown loss {config.loss!r}: use l1 or l2")
-    if config.diffusion.schedule not in ("linear", "cosine"):
-        raise InputError(f"unknown schedule {config.diffusion.schedule!r}")
-    if config.diffusion.prediction not in ("epsilon", "v"):
-        raise InputError(f"unknown prediction {config.diffusion.prediction!r}")
-    if config.diffusion.sampler not in ("ddpm", "ddim", "dpmsolver++"):
-        raise InputError(f"unknown sampler {config.diffusion.sampler!r}")
-    if config.trainer.max_steps < 1 or config.trainer.batch_size < 1:
-        raise InputError("max_steps and batch_size must be >= 1")
-    if config.trainer.devices < 1 or config.trainer.num_nodes < 1:
-        raise InputError("devices and num_nodes must be >= 1")
-    if config.trainer.precision not in (None, "32", "32-true", "bf16-mixed", "16-mixed"):
-        raise InputError(f"unknown precision {config.trainer.precision!r}")
+    config.validate()
 
 
 def load_config(
     preset_or_path: str | Path | None = "tiny", overrides: dict[str, Any] | None = None
 ) -> SharpenConfig:
     """A preset name or YAML file (None: defaults), then `overrides` (nested dict) on top."""
-    from densitydiff.configfile import read_yaml_mapping
-
-    data: dict[str, Any] = {}
-    if preset_or_path is not None:
-        name = str(preset_or_path)
-        if name in PRESETS:
-            data = PRESETS[name]
-        elif not Path(name).is_file():
-            raise InputError(
-                f"config {name!r} is neither a preset ({', '.join(PRESETS)}) nor a file"
-            )
-        else:
-            data = read_yaml_mapping(name)
-    resolved = merge(to_dict(SharpenConfig()), data)
-    resolved = merge(resolved, overrides or {})
-    return from_dict(resolved)
+    return configfile.resolve(SharpenConfig, PRESETS, preset_or_path, overrides)
 
 
 def dump_config(config: SharpenConfig) -> str:
     """YAML text of the resolved config."""
-    import yaml
-
-    return yaml.safe_dump(to_dict(config), sort_keys=False)
+    return configfile.dump_yaml(config)

@@ -18,11 +18,11 @@ import numpy as np
 
 from densitydiff.errors import InputError
 from densitydiff.sharpen.baselines import BASELINES
+from densitydiff.structures import structure_id
 
 METRICS = ("fsc_0.5", "fsc_0.143", "fsc_auc", "psnr", "ssim", "cc_box", "cc_mask")
 ROW_KEYS = ("structure", "method", *METRICS, "seconds", "b_factor")
 MASK_RADIUS = 3.0  # Å, CC_mask's atom mask
-SAMPLERS = ("ddpm", "ddim", "dpmpp", "dpmsolver++")
 
 
 @dataclass
@@ -55,34 +55,23 @@ def check_resolutions(input_resolution: float, target_resolution: float) -> tupl
 
 def check_sampling(sampler: str | None, steps: int | None) -> None:
     """A known sampler name and a positive number of steps (None: the model's own)."""
-    if sampler is not None and sampler not in SAMPLERS:
-        raise InputError(f"unknown sampler {sampler!r}: use ddpm, ddim or dpmpp")
-    if steps is not None and int(steps) < 1:
-        raise InputError(f"steps must be >= 1, got {steps}")
+    from densitydiff.diffusion.sampling import check_steps, sampler_name
 
-
-def structure_name(path: str | os.PathLike) -> str:
-    """The file name without .gz and the format suffix (e.g. 3mfp for 3mfp.pdb.gz)."""
-    name = Path(path).name
-    for suffix in (".gz", ".pdb", ".cif", ".ent", ".mmcif"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-    return name
+    if sampler is not None:
+        sampler_name(sampler)
+    check_steps(steps)
 
 
 def resolve_sharpeners(sharpeners: Sequence, device: str = "cpu") -> list:
     """Load every name or path (densitydiff.sharpen.checkpoint.load_sharpener); names unique."""
-    out = []
-    for s in sharpeners:
-        if not hasattr(s, "model"):
-            from densitydiff.sharpen.checkpoint import load_sharpener
+    from densitydiff.sharpen.checkpoint import load_sharpener
 
-            s = load_sharpener(s, device=device)
+    out = [load_sharpener(s, device=device) for s in sharpeners]
+    for s in out:
         if s.kind == "ddpm":  # its samplers are diffusers' schedulers: fail before any work
             from densitydiff.extras import require
 
             require("train", what=f"{s.name} (a diffusion model)")
-        out.append(s)
     seen: dict[str, int] = {}
     for s in out:  # two checkpoints both called "last" must stay apart in the table
         n = seen.get(s.name, 0)
@@ -114,6 +103,7 @@ def evaluate_structure(
     device: str = "cpu",
     batch_size: int = 4,
     fix_elements: bool = False,
+    strict_elements: bool = False,
     progress: bool = False,
 ) -> StructureEvaluation:
     """Simulate truth and input for one structure, run the models and baselines, measure each.
@@ -145,8 +135,8 @@ def evaluate_structure(
         )
 
     # keep the gemmi structure alive while simulating: the maps reference its atoms
-    structure = read_structure(p, fix_elements=fix_elements)
-    name = structure_name(p)
+    structure = read_structure(p, fix_elements=fix_elements, strict_elements=strict_elements)
+    name = structure_id(p)
     truth = simulate_map(structure, r_out, voxel_size, padding=padding)
     inp = simulate_map(structure, r_in, like=truth)
     mask = atom_mask(structure, like=truth, radius=MASK_RADIUS)
@@ -179,7 +169,7 @@ def evaluate_structure(
         from densitydiff.sharpen.infer import sharpen_map
 
     for s in sharpeners:
-        n = samples if getattr(s, "is_generative", False) else 1
+        n = samples if s.is_generative else 1
         t0 = time.perf_counter()
         result = sharpen_map(
             inp,
@@ -217,6 +207,7 @@ def evaluate_structures(
     device: str = "cpu",
     batch_size: int = 4,
     fix_elements: bool = False,
+    strict_elements: bool = False,
 ) -> list[dict]:
     """One row per (structure, method): the metrics of compare_maps, seconds and b_factor.
 
@@ -246,6 +237,7 @@ def evaluate_structures(
             device=device,
             batch_size=batch_size,
             fix_elements=fix_elements,
+            strict_elements=strict_elements,
         )
         rows.extend(ev.rows)
         if on_result is not None:

@@ -16,6 +16,12 @@
 5. The blend is un-z-scored with the input's statistics and resampled back, so the result has
    the input's grid, voxel size, origin and intensity scale.
 
+The steps are separate functions, in the manner of nnU-Net's sliding-window inference:
+`to_model_grid` and `normalise` (1-2), `choose_tiling` and `plan_tiles` (3-4: a TilePlan of
+corners, weights and skipped tiles), `tile_predictor` and `blend_draw` (run the tiles in
+batches, blend one draw), `accumulate_draws` (mean and spread over draws), `restore_grid` (5).
+`sharpen_map` calls them in that order; `sharpen_file` wraps it for files and the run record.
+
 Generative models (DDPM, VAE) draw `samples` outputs; the result is their mean and per-voxel
 standard deviation (Welford's running update). Overlapping tiles are sampled independently,
 so in overlaps the blend averages several draws and the standard deviation there is somewhat
@@ -27,26 +33,27 @@ at every step; the default DEFAULT_CLIP_X0 holds every simulated map we measured
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from densitydiff.diffusion.sampling import Sampling, check_steps, sampler_name
 from densitydiff.errors import InputError
 from densitydiff.maps import DensityMap
-from densitydiff.sharpen.checkpoint import Sharpener, load_sharpener
+from densitydiff.sharpen.checkpoint import SharpenCheckpoint, load_sharpener
 from densitydiff.sharpen.tiling import (
     accumulate,
     blend_weight,
-    count_tiles,
     extract,
     tile_corners,
 )
 
-SAMPLERS = {"ddpm": "ddpm", "ddim": "ddim", "dpmpp": "dpmsolver++", "dpmsolver++": "dpmsolver++"}
 DEFAULT_CLIP_X0 = (-10.0, 60.0)
 SOLVENT_THRESHOLD = 1.0
 MIN_EDGE = 8  # voxels per axis on the model's grid
+Corner = tuple[int, int, int]
 
 
 @dataclass
@@ -59,6 +66,44 @@ class SharpenResult:
     n_tiles: int
     n_skipped: int
     info: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Tile edge, stride and blend margin (voxels), tiles per batch, the solvent threshold."""
+
+    tile: int
+    stride: int
+    margin: int
+    batch_size: int
+    solvent_threshold: float | None
+
+
+@dataclass
+class TilePlan:
+    """Where the tiles go on the model's grid and how they blend back.
+
+    `weight` is one tile's blend weight, `weight_sum` their sum over the map, `skipped` the
+    corners of all-solvent tiles (they contribute the normalised input), `fill` the value
+    outside the box (0 for a periodic map, whose tiles wrap around).
+    """
+
+    tiling: Tiling
+    shape: tuple[int, int, int]
+    periodic: bool
+    fill: float
+    weight: np.ndarray
+    weight_sum: np.ndarray
+    corners: list[Corner]
+    skipped: set[Corner]
+
+    @property
+    def n_tiles(self) -> int:
+        return len(self.corners)
+
+    @property
+    def tile(self) -> int:
+        return self.tiling.tile
 
 
 def _check_arguments(density, input_resolution, target_resolution, samples, batch_size, device):
@@ -96,10 +141,28 @@ def covers_unit_cell(density: DensityMap) -> bool:
     return bool(np.allclose(np.asarray(density.extent), cell_zyx, rtol=1e-4, atol=1e-3))
 
 
-def _tiling(sharpener: Sharpener, tile, overlap, margin) -> tuple[int, int, int]:
+def resolve_sampling(
+    model, sampler: str | None, steps: int | None, clip_x0: tuple[float, float] | None | str
+) -> Sampling | None:
+    """The model's default Sampling with the caller's choices on top (None: not a diffusion).
+
+    clip_x0: "auto" (the model's bounds, else DEFAULT_CLIP_X0), None (the model's bounds, if
+    any) or (lo, hi).
+    """
+    default = model.sampling
+    if default is None:
+        return None
+    if isinstance(clip_x0, str) and clip_x0 == "auto":
+        clip_x0 = default.clip_x0 if default.clip_x0 is not None else DEFAULT_CLIP_X0
+    elif clip_x0 is None:
+        clip_x0 = default.clip_x0
+    return Sampling(sampler or default.sampler, steps or default.steps, clip_x0)
+
+
+def _tiling(checkpoint: SharpenCheckpoint, tile, overlap, margin) -> tuple[int, int, int]:
     """(tile edge, stride, margin) in voxels; stride a multiple of the U-Net's factor."""
-    f = sharpener.downsampling
-    tile = int(tile or sharpener.patch)
+    f = checkpoint.downsampling
+    tile = int(tile or checkpoint.patch)
     if tile <= 0 or tile % f:
         raise InputError(f"tile edge {tile} must be a positive multiple of {f}")
     margin = tile // 8 if margin is None else int(margin)
@@ -113,17 +176,17 @@ def _tiling(sharpener: Sharpener, tile, overlap, margin) -> tuple[int, int, int]
     return tile, stride, margin
 
 
-def _exact_tiling(sharpener: Sharpener, tile) -> tuple[int, int, int]:
+def _exact_tiling(checkpoint: SharpenCheckpoint, tile) -> tuple[int, int, int]:
     """(tile, stride, margin) with margin >= the network's receptive radius (tiles are exact)."""
-    net = getattr(sharpener.model, "net", None)
-    if sharpener.is_generative or net is None or not getattr(net, "is_local", False):
+    model = checkpoint.model
+    if model.is_generative or not model.is_local:
         raise InputError(
             f"exact tiles need a deterministic local network (channel norm, no attention); "
-            f"model {sharpener.name!r} ({sharpener.kind}) has statistics or attention over the "
-            "whole tile"
+            f"model {checkpoint.name!r} ({checkpoint.kind}) has statistics or attention over "
+            "the whole tile"
         )
-    f = sharpener.downsampling
-    margin = -(-net.receptive_radius() // f) * f
+    f = checkpoint.downsampling
+    margin = -(-model.receptive_radius() // f) * f
     tile = int(tile) if tile else 4 * margin
     if tile % f or tile - 2 * margin < f:
         raise InputError(
@@ -133,12 +196,144 @@ def _exact_tiling(sharpener: Sharpener, tile) -> tuple[int, int, int]:
     return tile, tile - 2 * margin, margin
 
 
-def _resample_to(density: DensityMap, voxel: float) -> tuple[np.ndarray, bool]:
+def to_model_grid(density: DensityMap, voxel: float) -> tuple[DensityMap, bool]:
+    """The map Fourier-resampled onto the model's voxel size (as is when it already has it)."""
     if np.allclose(density.voxel_size, voxel, rtol=1e-4, atol=0):
-        return density.array, False
-    from densitydiff.filters import resample
+        work, resampled = density, False
+    else:
+        from densitydiff.filters import resample
 
-    return resample(density, voxel).array, True
+        work, resampled = resample(density, voxel), True
+    if min(work.shape) < MIN_EDGE:
+        raise InputError(
+            f"the map is too small: {work.shape} voxels at {voxel:g} Å (z, y, x); "
+            f"sharpening needs at least {MIN_EDGE} voxels per axis"
+        )
+    return work, resampled
+
+
+def normalise(density: DensityMap) -> tuple[DensityMap, tuple[float, float]]:
+    """The map z-scored over the whole grid, as the training store normalises, and (mean, std)."""
+    from densitydiff.filters import zscore
+
+    z, stats = zscore(density.array)
+    return density.with_array(z), stats
+
+
+def choose_tiling(
+    checkpoint: SharpenCheckpoint,
+    *,
+    tile: int | None = None,
+    overlap: int | None = None,
+    margin: int | None = None,
+    batch_size: int = 4,
+    solvent_threshold: float | None = SOLVENT_THRESHOLD,
+    exact_tiles: bool = False,
+) -> Tiling:
+    """The tiling for this model: its patch with overlap and margin, or exact tiles."""
+    batch_size = int(batch_size)
+    if not exact_tiles:
+        return Tiling(*_tiling(checkpoint, tile, overlap, margin), batch_size, solvent_threshold)
+    tile, stride, margin = _exact_tiling(checkpoint, tile)
+    # batch_size counts model-patch tiles: hold as many voxels per batch with larger tiles
+    batch_size = max(1, batch_size * checkpoint.patch**3 // tile**3)
+    return Tiling(tile, stride, margin, batch_size, None)
+
+
+def plan_tiles(z: np.ndarray, tiling: Tiling, periodic: bool) -> TilePlan:
+    """Tile corners, blend weights and the all-solvent tiles to skip, on the normalised map."""
+    tile, threshold = tiling.tile, tiling.solvent_threshold
+    fill = float(np.median(z[z < np.percentile(z, 50)])) if not periodic else 0.0
+    weight = blend_weight(tile, tiling.margin)
+    shape = tuple(z.shape)
+    corners = list(tile_corners(shape, tile, tiling.stride, tiling.margin))
+    weight_sum = np.zeros(shape, np.float32)
+    skipped: set[Corner] = set()
+    for corner in corners:
+        accumulate(weight_sum, np.ones_like(weight), weight, corner, periodic)
+        if threshold is not None:
+            block = extract(z, corner, tile, fill, periodic)
+            if not np.any(block[weight > 0] > threshold):
+                skipped.add(corner)
+    return TilePlan(tiling, shape, periodic, fill, weight, weight_sum, corners, skipped)
+
+
+Predict = Callable[[np.ndarray, int], np.ndarray]
+"""predict(blocks (B, P, P, P), batch index) -> outputs (B, P, P, P), normalised space."""
+
+
+def tile_predictor(
+    checkpoint: SharpenCheckpoint,
+    sampling: Sampling | None,
+    input_resolution: float,
+    target_resolution: float,
+    *,
+    draw: int,
+    seed: int,
+    device: str,
+) -> Predict:
+    """Run the model on a batch of tiles; each batch of each draw has its own seeded noise."""
+    import torch
+
+    def predict(blocks: np.ndarray, n_batch: int) -> np.ndarray:
+        x = torch.from_numpy(blocks[:, None]).to(device)
+        b = x.shape[0]
+        res_in = torch.full((b,), float(input_resolution), device=device)
+        res_out = torch.full((b,), float(target_resolution), device=device)
+        g = torch.Generator(device=device).manual_seed(
+            (int(seed) * 1_000_003 + draw) * 1_000_003 + n_batch
+        )
+        with torch.no_grad():
+            out = checkpoint.model.sharpen(x, res_in, res_out, generator=g, sampling=sampling)
+        return out.float().cpu().numpy()[:, 0]
+
+    return predict
+
+
+def blend_draw(plan: TilePlan, z: np.ndarray, predict: Predict, on_tiles=None) -> np.ndarray:
+    """One draw over the whole map: run the tiles in batches, blend, divide by the weight sum."""
+    total = np.zeros(plan.shape, np.float32)
+    batch: list[Corner] = []
+    n_batch = 0
+
+    def flush() -> None:
+        blocks = np.stack([extract(z, c, plan.tile, plan.fill, plan.periodic) for c in batch])
+        for c, o in zip(batch, predict(blocks, n_batch)):
+            accumulate(total, o, plan.weight, c, plan.periodic)
+        if on_tiles is not None:
+            on_tiles(len(batch))
+
+    for corner in plan.corners:
+        if corner in plan.skipped:
+            block = extract(z, corner, plan.tile, plan.fill, plan.periodic)
+            accumulate(total, block, plan.weight, corner, plan.periodic)
+            if on_tiles is not None:
+                on_tiles(1)
+            continue
+        batch.append(corner)
+        if len(batch) == plan.tiling.batch_size:
+            flush()
+            batch, n_batch = [], n_batch + 1
+    if batch:
+        flush()
+    total /= plan.weight_sum
+    return total
+
+
+def accumulate_draws(draws: int, blend: Callable[[int], np.ndarray]):
+    """(mean, M2) over `draws` blends by Welford's update; M2 is None for a single draw."""
+    if draws == 1:
+        return blend(0), None
+    mean = np.zeros((), np.float32)
+    m2 = np.zeros((), np.float32)
+    for s in range(draws):
+        total = blend(s)
+        if s == 0:
+            mean, m2 = np.zeros_like(total), np.zeros_like(total)
+        delta = total - mean
+        mean += delta / (s + 1)
+        m2 += delta * (total - mean)
+    return mean, m2
 
 
 def _back_to_input(array: np.ndarray, work_voxel: float, density: DensityMap) -> np.ndarray:
@@ -158,22 +353,34 @@ def _back_to_input(array: np.ndarray, work_voxel: float, density: DensityMap) ->
     return out
 
 
-def _model_kwargs(sharpener: Sharpener, sampler, steps, clip_x0) -> dict:
-    if sharpener.kind != "ddpm":
-        return {}
-    config_clip = sharpener.config.diffusion.clip_x0
-    if isinstance(clip_x0, str) and clip_x0 == "auto":
-        clip_x0 = tuple(config_clip) if config_clip is not None else DEFAULT_CLIP_X0
-    return {
-        "sampler": sampler or sharpener.config.diffusion.sampler,
-        "steps": int(steps or sharpener.config.diffusion.sample_steps),
-        "clip_x0": None if clip_x0 is None else (float(clip_x0[0]), float(clip_x0[1])),
-    }
+def restore_grid(
+    mean: np.ndarray,
+    m2: np.ndarray | None,
+    draws: int,
+    samples: int,
+    stats: tuple[float, float],
+    density: DensityMap,
+    work_voxel: float,
+    resampled: bool,
+) -> tuple[DensityMap, DensityMap | None]:
+    """Un-z-score with the input's statistics and resample back onto the input's grid."""
+    mu, sd = stats
+    out = mean * sd + mu
+    std_map = None
+    if samples > 1:
+        spread = np.sqrt(m2 / (draws - 1)) * sd if m2 is not None else np.zeros(mean.shape)
+        std_map = spread.astype(np.float32)
+    if resampled:
+        out = _back_to_input(out.astype(np.float32), work_voxel, density)
+        if std_map is not None:
+            std_map = np.maximum(_back_to_input(std_map, work_voxel, density), 0.0)
+    mean_map = density.with_array(out.astype(np.float32))
+    return mean_map, density.with_array(std_map) if std_map is not None else None
 
 
 def sharpen_map(
     density: DensityMap,
-    sharpener: Sharpener | str | Path | None = None,
+    sharpener: SharpenCheckpoint | str | Path | None = None,
     *,
     input_resolution: float,
     target_resolution: float,
@@ -197,143 +404,178 @@ def sharpen_map(
     whole map; it runs every tile (no solvent skipping), ignores `overlap` and `margin`, and
     runs as many of its larger tiles per batch as hold the voxels of `batch_size` patches.
     """
-    import torch
-
     start = time.perf_counter()
     _check_arguments(density, input_resolution, target_resolution, samples, batch_size, device)
-    if sampler is not None and sampler not in SAMPLERS:
-        raise InputError(f"unknown sampler {sampler!r}: use ddpm, ddim or dpmpp")
-    if steps is not None and int(steps) < 1:
-        raise InputError(f"--steps must be at least 1, got {steps}")
-    sharpener = load_sharpener(sharpener, device=device)
-    voxel = float(sharpener.voxel_size)
+    sampler = sampler_name(sampler) if sampler is not None else None
+    steps = check_steps(steps)
+    checkpoint = load_sharpener(sharpener, device=device)
+    sampling = resolve_sampling(checkpoint.model, sampler, steps, clip_x0)
+    voxel = float(checkpoint.voxel_size)
     if target_resolution < 2 * voxel - 1e-6:
         raise InputError(
             f"target resolution {target_resolution} Å is finer than the model's grid allows "
             f"(Nyquist {2 * voxel:g} Å at {voxel:g} Å voxels)"
         )
-    batch_size = int(batch_size)
-    if exact_tiles:
-        tile, stride, margin = _exact_tiling(sharpener, tile)
-        solvent_threshold = None
-        # batch_size counts model-patch tiles: hold as many voxels per batch with larger tiles
-        batch_size = max(1, batch_size * sharpener.patch**3 // tile**3)
-    else:
-        tile, stride, margin = _tiling(sharpener, tile, overlap, margin)
+    tiling = choose_tiling(checkpoint, tile=tile, overlap=overlap, margin=margin,
+                           batch_size=batch_size, solvent_threshold=solvent_threshold,
+                           exact_tiles=exact_tiles)  # fmt: skip
     periodic = covers_unit_cell(density)
-    work, resampled = _resample_to(density, voxel)
-    if min(work.shape) < MIN_EDGE:
-        raise InputError(
-            f"the map is too small: {work.shape} voxels at {voxel:g} Å (z, y, x); "
-            f"sharpening needs at least {MIN_EDGE} voxels per axis"
-        )
-    from densitydiff.filters import zscore
-
-    z, (mean, std) = zscore(work)
+    work, resampled = to_model_grid(density, voxel)
+    z, stats = normalise(work)
     del work
-    fill = float(np.median(z[z < np.percentile(z, 50)])) if not periodic else 0.0
+    plan = plan_tiles(z.array, tiling, periodic)
     samples = int(samples)
-    draws = samples if sharpener.is_generative else 1
-    kwargs = _model_kwargs(sharpener, SAMPLERS.get(sampler) if sampler else None, steps, clip_x0)
-    weight = blend_weight(tile, margin)
-    shape = z.shape
-    n_tiles = count_tiles(shape, tile, stride, margin)
-
-    # which tiles run (not all solvent in their contributing region), and the weight sum
-    weight_sum = np.zeros(shape, np.float32)
-    skipped: set[tuple[int, int, int]] = set()
-    for corner in tile_corners(shape, tile, stride, margin):
-        accumulate(weight_sum, np.ones_like(weight), weight, corner, periodic)
-        if solvent_threshold is not None:
-            block = extract(z, corner, tile, fill, periodic)
-            if not np.any(block[weight > 0] > solvent_threshold):
-                skipped.add(corner)
+    draws = samples if checkpoint.is_generative else 1
 
     from tqdm import tqdm
 
-    bar = tqdm(total=n_tiles * draws, disable=not progress, unit="tile", desc="sharpen")
-    batch_size = max(1, min(batch_size, n_tiles))  # a batch larger than the map holds nothing
-    res_in = torch.full((batch_size,), float(input_resolution), device=device)
-    res_out = torch.full((batch_size,), float(target_resolution), device=device)
-    run_mean = np.zeros(shape, np.float32) if draws > 1 else None
-    run_m2 = np.zeros(shape, np.float32) if draws > 1 else None
-    total = np.zeros(shape, np.float32)
-    for s in range(draws):
-        total[...] = 0.0
-        batch: list[tuple[int, int, int]] = []
-        n_batch = 0
+    bar = tqdm(total=plan.n_tiles * draws, disable=not progress, unit="tile", desc="sharpen")
 
-        def flush(batch, n_batch, s=s, total=total):
-            blocks = np.stack([extract(z, c, tile, fill, periodic) for c in batch])[:, None]
-            x = torch.from_numpy(blocks).to(device)
-            g = torch.Generator(device=device).manual_seed(
-                (int(seed) * 1_000_003 + s) * 1_000_003 + n_batch
-            )
-            extra = dict(kwargs, generator=g) if sharpener.is_generative else {}
-            with torch.no_grad():
-                out = sharpener.model.sharpen(
-                    x, res_in[: len(batch)], res_out[: len(batch)], **extra
-                )
-            out = out.float().cpu().numpy()[:, 0]
-            for c, o in zip(batch, out):
-                accumulate(total, o, weight, c, periodic)
-            bar.update(len(batch))
+    def blend(s: int) -> np.ndarray:
+        predict = tile_predictor(checkpoint, sampling, input_resolution, target_resolution,
+                                 draw=s, seed=seed, device=device)  # fmt: skip
+        return blend_draw(plan, z.array, predict, on_tiles=bar.update)
 
-        for corner in tile_corners(shape, tile, stride, margin):
-            if corner in skipped:
-                accumulate(
-                    total, extract(z, corner, tile, fill, periodic), weight, corner, periodic
-                )
-                bar.update(1)
-                continue
-            batch.append(corner)
-            if len(batch) == batch_size:
-                flush(batch, n_batch)
-                batch, n_batch = [], n_batch + 1
-        if batch:
-            flush(batch, n_batch)
-        total /= weight_sum
-        if run_mean is not None:  # Welford's update of the mean and M2 over draws
-            delta = total - run_mean
-            run_mean += delta / (s + 1)
-            run_m2 += delta * (total - run_mean)
+    mean, m2 = accumulate_draws(draws, blend)
     bar.close()
-
-    blended = run_mean if run_mean is not None else total
-    out = blended * std + mean  # unzscore with the input's statistics
-    std_map = None
-    if samples > 1:
-        spread = np.sqrt(run_m2 / (draws - 1)) * std if run_m2 is not None else np.zeros(shape)
-        std_map = spread.astype(np.float32)
-    if resampled:
-        out = _back_to_input(out.astype(np.float32), voxel, density)
-        if std_map is not None:
-            std_map = np.maximum(_back_to_input(std_map, voxel, density), 0.0)
+    mean_map, std_map = restore_grid(mean, m2, draws, samples, stats, density, voxel, resampled)
     info = {
-        "model": sharpener.name,
-        "kind": sharpener.kind,
+        "model": checkpoint.name,
+        "kind": checkpoint.kind,
         "model_voxel_size": voxel,
         "resampled": resampled,
         "periodic": periodic,
-        "tile": tile,
-        "stride": stride,
-        "margin": margin,
+        "tile": tiling.tile,
+        "stride": tiling.stride,
+        "margin": tiling.margin,
         "exact_tiles": bool(exact_tiles),
-        "batch_size": batch_size,
-        "solvent_threshold": solvent_threshold,
-        "input_mean": mean,
-        "input_std": std,
+        "batch_size": tiling.batch_size,
+        "solvent_threshold": tiling.solvent_threshold,
+        "input_mean": stats[0],
+        "input_std": stats[1],
         "samples": samples,
         "draws": draws,
-        **{k: v for k, v in kwargs.items() if k != "generator"},
+        **(sampling.as_dict() if sampling is not None else {}),
     }
-    if samples > 1 and not sharpener.is_generative:
-        info["note"] = f"{sharpener.kind} is deterministic: one pass, std is 0"
+    if samples > 1 and not checkpoint.is_generative:
+        info["note"] = f"{checkpoint.kind} is deterministic: one pass, std is 0"
     return SharpenResult(
-        mean=density.with_array(out.astype(np.float32)),
-        std=density.with_array(std_map) if std_map is not None else None,
+        mean=mean_map,
+        std=std_map,
         seconds=time.perf_counter() - start,
-        n_tiles=n_tiles,
-        n_skipped=len(skipped),
+        n_tiles=plan.n_tiles,
+        n_skipped=len(plan.skipped),
         info=info,
     )
+
+
+def sharpen_file(
+    inp: str | Path,
+    out: str | Path,
+    *,
+    checkpoint: SharpenCheckpoint | str | Path | None = None,
+    input_resolution: float | None,
+    target_resolution: float = 2.0,
+    std_out: str | Path | None = None,
+    samples: int = 1,
+    device: str = "cpu",
+    seed: int = 0,
+    argv: list[str] | None = None,
+    **options,
+) -> tuple[SharpenResult, dict]:
+    """Read IN, sharpen it (`options` as for sharpen_map), write OUT, STD_OUT and OUT.json.
+
+    OUT.json is the run record (densitydiff.runrecord) with the model, its config, the
+    inference settings, tile counts and timings. Returns (result, record).
+    """
+    from densitydiff.devices import check_device
+    from densitydiff.formats.maps import MAP_SUFFIXES, read_volume, write_map
+    from densitydiff.outputs import output_lock
+    from densitydiff.runrecord import run_record, write_record
+    from densitydiff.sharpen.config import to_dict
+
+    start = time.perf_counter()
+    inp, out = Path(inp), Path(out)
+    std_out = Path(std_out) if std_out is not None else None
+    if input_resolution is None:
+        raise InputError("give --input-resolution: the resolution of the input map in Å")
+    if samples < 1:
+        raise InputError(f"--samples must be at least 1, got {samples}")
+    if std_out is not None and samples < 2:
+        raise InputError("--std-out needs --samples 2 or more")
+    for path in [out] + ([std_out] if std_out is not None else []):
+        if path.suffix.lower() not in MAP_SUFFIXES:
+            raise InputError(f"{path}: write a map with one of {', '.join(MAP_SUFFIXES)}")
+        if not path.parent.is_dir():
+            raise InputError(f"no such directory for {path}")
+    if std_out is not None and std_out.resolve() == out.resolve():
+        raise InputError("--std-out must differ from -o")
+    if inp.resolve() in {p.resolve() for p in [out, std_out] if p is not None}:
+        raise InputError(f"the output would overwrite the input {inp}; choose another -o")
+    sidecar = out.with_suffix(".json")
+    _check_sidecar(sidecar)
+    device = check_device(device)
+    density = read_volume(inp)
+    t_read = time.perf_counter() - start
+    model = load_sharpener(checkpoint, device=device)
+    if model.kind == "ddpm":  # the DDPM's samplers are diffusers' schedulers
+        from densitydiff.extras import require
+
+        require("train", what=f"sharpening with {model.name} (a diffusion model)")
+    result = sharpen_map(
+        density,
+        model,
+        input_resolution=input_resolution,
+        target_resolution=target_resolution,
+        samples=samples,
+        device=device,
+        seed=seed,
+        **options,
+    )
+    note = result.info.get("note")
+    record = run_record(
+        config=to_dict(model.config),
+        seed=seed,
+        inputs=[inp],
+        warnings=[note] if note else [],
+        argv=argv,
+        input=str(inp),
+        output=str(out),
+        std_output=str(std_out) if std_out is not None else None,
+        model=model.name,
+        kind=model.kind,
+        input_resolution=input_resolution,
+        target_resolution=target_resolution,
+        inference=result.info,
+        tiles=result.n_tiles,
+        tiles_skipped=result.n_skipped,
+        seconds={"read": round(t_read, 3), "sharpen": round(result.seconds, 3)},
+    )
+    record["seconds"]["total"] = record["wall_seconds"] = round(time.perf_counter() - start, 3)
+    # one run at a time per OUT (never one run's map with another's record); the map goes last,
+    # so a map on disk always has its std map and record beside it
+    with output_lock(out):
+        if std_out is not None and result.std is not None:
+            write_map(std_out, result.std)
+        write_record(sidecar, record)
+        write_map(out, result.mean)
+    return result, record
+
+
+def _check_sidecar(path: Path) -> None:
+    """OUT.json is replaced only when it is an earlier sharpen record, never an unrelated file."""
+    import json
+
+    if not path.exists():
+        return
+    try:
+        record = json.loads(path.read_text())
+        ours = isinstance(record, dict) and {"command", "model", "inference"} <= set(record)
+    except (OSError, UnicodeDecodeError, ValueError):
+        ours = False
+    if not ours:
+        raise InputError(
+            f"{path} exists and is not a sharpen record; the run record would overwrite it "
+            "(choose another -o or move the file)"
+        )
+

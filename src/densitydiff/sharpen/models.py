@@ -1,9 +1,11 @@
 """The three sharpening models over one UNet3D backbone: regression, conditional VAE, SR3 DDPM.
 
-Each takes the batch dicts of PatchDataset ({"input", "target": (B,1,P,P,P) z-scored,
-"input_resolution", "target_resolution": (B,) Å}) and offers `loss(batch, generator)` for
-training and `sharpen(input, input_resolution, target_resolution, ...)` for inference.
-Outputs stay in the normalised space; callers map them back (densitydiff.filters.unzscore).
+One protocol for all three: `loss(batch, generator=None)` on the batch dicts of PatchDataset
+({"input", "target": (B,1,P,P,P) z-scored, "input_resolution", "target_resolution": (B,) Å})
+for training, `sharpen(input, r_in, r_out, *, generator=None, sampling=None)` for inference,
+and `is_generative` on the class (a generative model draws a new sample per generator;
+`sampling`, a densitydiff.diffusion.sampling.Sampling, only matters to the DDPM, whose default
+is its config's). Outputs stay in the normalised space; callers map them back.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from densitydiff.diffusion.ddpm import DDPM
+from densitydiff.diffusion.sampling import Sampling
 from densitydiff.nn.unet3d import UNet3D
 from densitydiff.nn.vae3d import ConditionalVAE3d
 from densitydiff.sharpen.config import SharpenConfig
@@ -34,18 +37,55 @@ def _net_kwargs(config: SharpenConfig) -> dict:
     )
 
 
+class SharpeningModel(nn.Module):
+    """The protocol the three models share; inference (densitydiff.sharpen.infer) uses only it.
+
+    `is_generative`: each draw is a new sample. `sampling`: the default Sampling of a diffusion
+    model (None otherwise). `is_local`: the output at a voxel depends only on inputs within
+    `receptive_radius()` voxels (then tiles can be made exact).
+    """
+
+    is_generative: bool = False
+    sampling: Sampling | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return False
+
+    def receptive_radius(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__} is not a local network")
+
+    def loss(self, batch: dict, generator=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss, extra scalars to log) for a training batch."""
+        raise NotImplementedError
+
+    def sharpen(self, inp, input_resolution=None, target_resolution=None, *, generator=None,
+                sampling=None) -> torch.Tensor:  # fmt: skip
+        """Sharpened normalised patches (B, 1, P, P, P) for normalised inputs."""
+        raise NotImplementedError
+
+
 def _resolutions(batch: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     return batch.get("input_resolution"), batch.get("target_resolution")
 
 
-class RegressionSharpener(nn.Module):
+class RegressionSharpener(SharpeningModel):
     """U-Net from the input map to the target map (residual by default), L1 or L2 loss."""
+
+    is_generative = False
 
     def __init__(self, config: SharpenConfig):
         super().__init__()
         self.net = UNet3D(1, 1, conditions=RESOLUTIONS, **_net_kwargs(config))
         self.loss_kind = config.loss
         self.residual = config.residual
+
+    @property
+    def is_local(self) -> bool:
+        return bool(self.net.is_local)
+
+    def receptive_radius(self) -> int:
+        return self.net.receptive_radius()
 
     def forward(self, inp, input_resolution=None, target_resolution=None) -> torch.Tensor:
         out = self.net(inp, None, input_resolution, target_resolution)
@@ -58,13 +98,23 @@ class RegressionSharpener(nn.Module):
         return loss, {}
 
     @torch.no_grad()
-    def sharpen(self, inp, input_resolution=None, target_resolution=None, **_) -> torch.Tensor:
-        """The regression estimate (deterministic)."""
+    def sharpen(
+        self,
+        inp: torch.Tensor,
+        input_resolution=None,
+        target_resolution=None,
+        *,
+        generator: torch.Generator | None = None,
+        sampling: Sampling | None = None,
+    ) -> torch.Tensor:
+        """The regression estimate (deterministic: `generator` and `sampling` are unused)."""
         return self(inp, input_resolution, target_resolution)
 
 
-class VAESharpener(nn.Module):
+class VAESharpener(SharpeningModel):
     """Conditional VAE; loss = -ELBO with a beta on the KL term (Higgins et al. 2017)."""
+
+    is_generative = True
 
     def __init__(self, config: SharpenConfig):
         super().__init__()
@@ -89,33 +139,33 @@ class VAESharpener(nn.Module):
     @torch.no_grad()
     def sharpen(
         self,
-        inp,
+        inp: torch.Tensor,
         input_resolution=None,
         target_resolution=None,
         *,
         generator: torch.Generator | None = None,
-        **_,
+        sampling: Sampling | None = None,
     ) -> torch.Tensor:
-        """One plausible output per input: z drawn from the prior N(0, I)."""
+        """One plausible output per input: z drawn from the prior N(0, I) (`sampling` unused)."""
         z = torch.randn(self.vae.latent_shape(inp), generator=generator, device=inp.device)
         return self.vae.decode(z, inp, input_resolution, target_resolution)
 
 
-class DDPMSharpener(nn.Module):
+class DDPMSharpener(SharpeningModel):
     """SR3-style conditional DDPM: the network sees [y_t, input] and predicts eps or v.
 
     With `diffusion.residual` the chain runs on y_0 = target - input (the detail the input
     lacks), as residual super-resolution diffusion does; the input supplies the rest.
     """
 
+    is_generative = True
+
     def __init__(self, config: SharpenConfig):
         super().__init__()
         self.net = UNet3D(2, 1, **_net_kwargs(config))
         d = config.diffusion
         self.ddpm = DDPM(d.timesteps, d.schedule, d.prediction)
-        self.sampler = d.sampler
-        self.sample_steps = d.sample_steps
-        self.clip_x0 = tuple(d.clip_x0) if d.clip_x0 is not None else None
+        self.sampling = Sampling(d.sampler, d.sample_steps, d.clip_x0)  # the default
         self.residual = d.residual
 
     def model_fn(self, inp, input_resolution=None, target_resolution=None):
@@ -134,29 +184,28 @@ class DDPMSharpener(nn.Module):
     @torch.no_grad()
     def sharpen(
         self,
-        inp,
+        inp: torch.Tensor,
         input_resolution=None,
         target_resolution=None,
         *,
         generator: torch.Generator | None = None,
-        sampler: str | None = None,
-        steps: int | None = None,
-        clip_x0: tuple[float, float] | None = None,
+        sampling: Sampling | None = None,
     ) -> torch.Tensor:
         """Sample y_0 given the input (normalised space); deterministic for a seeded generator."""
+        s = sampling or self.sampling
         y0 = self.ddpm.sample(
             self.model_fn(inp, input_resolution, target_resolution),
             tuple(inp.shape),
-            sampler=sampler or self.sampler,
-            steps=steps or self.sample_steps,
+            sampler=s.sampler,
+            steps=s.steps,
             generator=generator,
             device=inp.device,
-            clip_x0=clip_x0 if clip_x0 is not None else self.clip_x0,
+            clip_x0=s.clip_x0,
         )
         return inp + y0 if self.residual else y0
 
 
-def build_model(config: SharpenConfig) -> nn.Module:
+def build_model(config: SharpenConfig) -> SharpeningModel:
     """The model the config names ("unet" | "vae" | "ddpm")."""
     kinds = {"unet": RegressionSharpener, "vae": VAESharpener, "ddpm": DDPMSharpener}
     return kinds[config.model](config)

@@ -1,9 +1,10 @@
 """LightningModule for the three sharpening models: loss, AdamW, warm-up + cosine LR, EMA.
 
 Lightning owns the loop, mixed precision, DDP and checkpoints; this module only says what a
-step is. The DDPM keeps an exponential moving average of its weights (Ho et al. 2020 sec. 4,
-decay 0.9999) in `self.ema`, a frozen copy saved with the checkpoint and used for validation
-and sampling.
+step is. The DDPM keeps an exponential moving average of its weights (densitydiff.nn.ema;
+Ho et al. 2020 sec. 4, decay 0.9999) in `self.ema`, saved with the checkpoint and used for
+validation and sampling. The training data's geometry (voxel size, patch) is saved with the
+hyperparameters, so inference knows the grid the model learnt on.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import lightning as L
 import torch
 from torch import nn
 
-from densitydiff.sharpen.config import SharpenConfig, from_dict, to_dict
+from densitydiff.nn.ema import ema_copy
+from densitydiff.sharpen.config import SharpenConfig, from_dict
 from densitydiff.sharpen.models import build_model
 
 
@@ -28,24 +30,22 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float
 
 
 class SharpenModule(L.LightningModule):
-    """Train one sharpening model (unet | vae | ddpm) from a config dict."""
+    """Train one sharpening model (unet | vae | ddpm) from a config dict.
 
-    def __init__(self, config: dict[str, Any]):
+    `geometry` ({"voxel_size": Å, "patch": voxels} of the training data, or None when the data
+    does not say) is stored for inference (densitydiff.sharpen.checkpoint).
+    """
+
+    def __init__(self, config: dict[str, Any], geometry: dict[str, Any] | None = None):
         super().__init__()
-        self.save_hyperparameters({"config": config})  # plain dict: weights_only-loadable
+        # plain dicts: weights_only-loadable
+        self.save_hyperparameters({"config": config, "geometry": geometry})
         self.config: SharpenConfig = from_dict(config)
         self.model = build_model(self.config)
         decay = self.config.optim.ema_decay
         self.ema: nn.Module | None = None
         if self.config.model == "ddpm" and decay > 0:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay))
-            self.ema.requires_grad_(False)
-
-    @classmethod
-    def from_config(cls, config: SharpenConfig) -> SharpenModule:
-        return cls(to_dict(config))
+            self.ema = ema_copy(self.model, decay)
 
     @property
     def inference_model(self) -> nn.Module:
@@ -93,6 +93,9 @@ class SharpenModule(L.LightningModule):
         }
 
     @torch.no_grad()
-    def sharpen(self, inp, input_resolution=None, target_resolution=None, **kwargs):
+    def sharpen(self, inp, input_resolution=None, target_resolution=None, *, generator=None,
+                sampling=None) -> torch.Tensor:  # fmt: skip
         """Sharpen a batch of normalised input patches with the inference (EMA) weights."""
-        return self.inference_model.sharpen(inp, input_resolution, target_resolution, **kwargs)
+        return self.inference_model.sharpen(
+            inp, input_resolution, target_resolution, generator=generator, sampling=sampling
+        )

@@ -1,9 +1,11 @@
 """Train a sharpening model with Lightning: one entry for the CLI and for Python.
 
 `train_sharpen(config, data=STORE or dataset=Dataset, run_dir=RUN)` writes to RUN:
-config.yaml (resolved), run.yaml (seed, versions, command), structures.txt (training
-structures), logs/ (CSV, TensorBoard when installed), checkpoints/ (last.ckpt and best.ckpt by
-validation loss, written atomically), monitor/ (PNG slices from the validation callback).
+config.yaml (resolved), run.yaml (the run record: command, config, seed, versions, inputs;
+densitydiff.runrecord), structures.txt (training structures), logs/ (CSV, TensorBoard when
+installed), checkpoints/ (last.ckpt every val_every_n_steps and at the end, best.ckpt by
+validation loss, written atomically; the model's hyperparameters hold the config and the
+training data's voxel size and patch), monitor/ (PNG slices from the validation callback).
 `resume=True` continues from checkpoints/last.ckpt at the saved step with the saved optimizer,
 scheduler and EMA state.
 """
@@ -12,35 +14,44 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import shutil
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from densitydiff.errors import InputError
 from densitydiff.outputs import atomic_checkpoint_io, atomic_path, output_lock
+from densitydiff.runrecord import run_record, write_record
 from densitydiff.sharpen.config import SharpenConfig, dump_config, from_dict, to_dict
 
 
+def _final_checkpoint(last: Path, every: int):
+    """A callback that writes `last` when training ends off the `every`-step saving period."""
+    import lightning as L
+
+    class FinalCheckpoint(L.Callback):
+        def on_train_end(self, trainer, pl_module) -> None:
+            if trainer.global_step % every or not last.exists():
+                trainer.save_checkpoint(last)  # through the atomic CheckpointIO
+
+    return FinalCheckpoint()
+
+
 def _checkpoint_callbacks(ckpt_dir: Path, every: int, has_val: bool) -> list:
+    """last.ckpt every `every` steps and at the end; best.ckpt by validation loss."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    class LastCheckpoint(ModelCheckpoint):
-        """Saves last.ckpt every `every` steps and when training ends."""
-
-        def on_train_end(self, trainer, pl_module) -> None:
-            if not self._should_skip_saving_checkpoint(trainer):
-                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
     callbacks = [
-        LastCheckpoint(
+        ModelCheckpoint(
             dirpath=ckpt_dir,
             save_last=True,
             save_top_k=0,
             every_n_train_steps=every,
             enable_version_counter=False,  # a resumed run overwrites last.ckpt, no last-v1
-        )
+        ),
+        _final_checkpoint(ckpt_dir / "last.ckpt", every),
     ]
     if has_val:
         callbacks.append(
@@ -56,27 +67,23 @@ def _checkpoint_callbacks(ckpt_dir: Path, every: int, has_val: bool) -> list:
     return callbacks
 
 
-def versions() -> dict[str, str]:
-    """Versions of Python and the libraries a run depends on."""
-    import importlib.metadata as md
+def _geometry(data: str | Path | None, dataset) -> dict[str, Any] | None:
+    """{"voxel_size", "patch"} of the training data (a store's attributes, or the dataset's)."""
+    if data is not None:
+        from densitydiff.data.layout import read_root
 
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in ("densitydiff", "torch", "lightning", "diffusers", "numpy", "zarr"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+        meta = read_root(data)
+        return {"voxel_size": float(meta["voxel_size"]), "patch": int(meta["patch"])}
+    voxel, patch = getattr(dataset, "voxel_size", None), getattr(dataset, "patch", None)
+    if voxel is None or patch is None:
+        return None
+    return {"voxel_size": float(voxel), "patch": int(patch)}
 
 
-def _write_run_files(run_dir: Path, config: SharpenConfig, dataset, argv: list[str] | None):
-    import yaml
-
+def _write_run_files(run_dir: Path, config: SharpenConfig, dataset, record: dict) -> None:
     with atomic_path(run_dir / "config.yaml") as tmp:
         tmp.write_text(dump_config(config))
-    info = {"seed": config.seed, "versions": versions(), "command": argv or sys.argv}
-    with atomic_path(run_dir / "run.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(info, sort_keys=False))
+    write_record(run_dir / "run.yaml", record)
     names = getattr(dataset, "structure_ids", None) or getattr(dataset, "structures", None)
     text = "\n".join(str(n) for n in names) if names else "(in-memory dataset, no structure list)"
     with atomic_path(run_dir / "structures.txt") as tmp:
@@ -88,7 +95,7 @@ def _open_store(data: str | Path):
     if not Path(data).exists():
         raise InputError(f"no training store at {data}")
     from densitydiff.data.dataset import PatchDataset
-    from densitydiff.data.store import verify_store
+    from densitydiff.data.layout import verify_store
 
     verify_store(data, decode=False)  # half-built or damaged: refused before any work
 
@@ -120,19 +127,20 @@ def train_sharpen(
     resume: bool = False,
     callbacks: list | None = None,
     progress_bar: bool | None = None,
-    argv: list[str] | None = None,
+    argv: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Train the configured model; return {"run_dir", "global_step", "last", "best"}.
 
-    One run per folder at a time (a lock); a run that fails before its first checkpoint
-    removes the folder it created, so a folder holds either a resumable run or nothing.
+    `argv` is the command line for the run record (default: sys.argv). One run per folder at
+    a time (a lock); a run that fails before its first checkpoint removes the folder it
+    created, so a folder holds either a resumable run or nothing.
     """
+    started = time.perf_counter()
     config = from_dict(config) if isinstance(config, dict) else config
     if (data is None) == (dataset is None):
         raise InputError("give exactly one of a training store (data) or a dataset")
     run_dir = Path(run_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
+    last = run_dir / "checkpoints" / "last.ckpt"
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"{run_dir} exists and is not a folder; choose a new -o")
     if resume and not last.is_file():
@@ -140,28 +148,26 @@ def train_sharpen(
     if not resume and last.exists():
         raise InputError(f"{run_dir} already holds a run; pass --resume or choose a new -o")
     if resume:
-        check_checkpoint(last)
+        from densitydiff.torchfile import read_torch_file
+
+        read_torch_file(last, "checkpoint to resume from")  # truncated or unsafe: refused now
     if data is not None:
         dataset, val_dataset = _open_store(data)
     if len(dataset) == 0:
         raise InputError("the training set is empty")
     _check_patch(config, dataset)
+    geometry = _geometry(data, dataset)
+    fit = (config, run_dir, data, dataset, val_dataset, geometry, resume, callbacks,
+           progress_bar, argv, started)  # fmt: skip
     if not _is_rank_zero():  # DDP's other processes run this too: rank 0 holds the folder
         run_dir.mkdir(parents=True, exist_ok=True)
-        return _fit(config, run_dir, dataset, val_dataset, resume, callbacks, progress_bar, argv)
+        return _fit(*fit)
     with output_lock(run_dir), _removed_unless_checkpointed(run_dir, last):
-        return _fit(config, run_dir, dataset, val_dataset, resume, callbacks, progress_bar, argv)
+        return _fit(*fit)
 
 
 def _is_rank_zero() -> bool:
     return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
-
-
-def check_checkpoint(path: Path) -> None:
-    """Refuse a checkpoint that torch.load(weights_only=True) cannot read (truncated, unsafe)."""
-    from densitydiff.sharpen.checkpoint import _torch_load
-
-    _torch_load(path)
 
 
 def _check_patch(config: SharpenConfig, dataset) -> None:
@@ -189,7 +195,9 @@ def _removed_unless_checkpointed(run_dir: Path, last: Path):
         raise
 
 
-def _fit(config, run_dir, dataset, val_dataset, resume, callbacks, progress_bar, argv) -> dict:
+def _fit(config, run_dir, data, dataset, val_dataset, geometry, resume, callbacks, progress_bar,
+         argv, started) -> dict[str, Any]:  # fmt: skip
+    """The training itself, under the run folder's lock."""
     import lightning as L
     import torch
     from lightning.pytorch.loggers import CSVLogger
@@ -197,13 +205,21 @@ def _fit(config, run_dir, dataset, val_dataset, resume, callbacks, progress_bar,
     from densitydiff.sharpen.callbacks import PerformanceMonitor, SharpeningMonitor
     from densitydiff.sharpen.module import SharpenModule
 
-    last = run_dir / "checkpoints" / "last.ckpt"
-    ckpt_dir = last.parent
-
+    ckpt_dir = run_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
     t = config.trainer
     L.seed_everything(config.seed, workers=True, verbose=False)
-    if _is_rank_zero():
-        _write_run_files(run_dir, config, dataset, argv)
+    is_zero = _is_rank_zero()
+    record = run_record(
+        config=to_dict(config),
+        seed=config.seed,
+        inputs=[data] if data is not None else [],
+        argv=argv,
+        geometry=geometry,
+        resume=bool(resume),
+    )
+    if is_zero:
+        _write_run_files(run_dir, config, dataset, record)
 
     loader_kw = dict(
         batch_size=t.batch_size,
@@ -256,8 +272,12 @@ def _fit(config, run_dir, dataset, val_dataset, resume, callbacks, progress_bar,
         enable_model_summary=False,
         deterministic=False,
     )
-    module = SharpenModule(to_dict(config))
+    module = SharpenModule(to_dict(config), geometry)
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
+    if is_zero:
+        record["global_step"] = int(trainer.global_step)
+        record["wall_seconds"] = round(time.perf_counter() - started, 3)
+        write_record(run_dir / "run.yaml", record)
     best = ckpt_dir / "best.ckpt"
     return {
         "run_dir": str(run_dir),

@@ -22,7 +22,7 @@ import numpy as np
 
 from densitydiff.errors import InputError
 from densitydiff.filters import frequency_magnitude, lowpass_kernel
-from densitydiff.maps import DensityMap
+from densitydiff.maps import DensityMap, voxel_triple
 
 SCATTERING = ("electron", "xray")
 _EPS = 1e-3  # aliasing left in the pass band, relative (sets the extra blur)
@@ -84,18 +84,6 @@ def _positive(value, name: str) -> float:
     return value
 
 
-def _voxel(voxel_size) -> np.ndarray:
-    try:
-        v = np.broadcast_to(np.asarray(voxel_size, dtype=float), (3,)).copy()
-    except (TypeError, ValueError):
-        raise InputError(
-            f"voxel_size must be a number or a (z, y, x) triple: {voxel_size!r}"
-        ) from None
-    if not np.all(np.isfinite(v)) or np.any(v <= 0):
-        raise InputError(f"voxel_size must be positive, got {voxel_size!r}")
-    return v
-
-
 def _rotation(rotation) -> np.ndarray:
     r = np.asarray(rotation, dtype=float)
     if r.shape != (3, 3) or not np.all(np.isfinite(r)):
@@ -150,6 +138,111 @@ def _box(pos, voxel, padding, like, shape, center):
     return lo, tuple(int(k) for k in n)
 
 
+def _placed_atoms(structure, center, rotation):
+    """Atoms (positions (z, y, x) Å, elements, occupancies, B) turned by `rotation` about
+    `center` (default: their centroid), and that centre."""
+    pos, elements, occ, b = _atoms(structure)
+    if center is None:
+        center = pos.mean(axis=0)
+    else:
+        center = np.broadcast_to(np.asarray(center, dtype=float), (3,))
+        if not np.all(np.isfinite(center)):
+            raise InputError(f"center must be a finite (z, y, x) triple, got {center!r}")
+    if rotation is not None:
+        pos = (pos - center) @ _rotation(rotation).T + center
+    return pos, elements, occ, b, center
+
+
+def simulation_grid(
+    structure,
+    voxel_size=1.0,
+    *,
+    padding: float = 10.0,
+    shape=None,
+    center=None,
+    rotation=None,
+) -> DensityMap:
+    """The (empty) grid `simulate_map` fills for these arguments without `like`.
+
+    A box of `shape` (z, y, x) whose voxel n//2 sits at `center`, else a box around the
+    (rotated) atoms with `padding` Å; pass it as `like` to simulate several resolutions on it.
+    """
+    pos, _, _, _, center = _placed_atoms(structure, center, rotation)
+    voxel = np.array(voxel_triple(voxel_size))
+    origin, out_shape = _box(pos, voxel, padding, None, shape, center)
+    return DensityMap(np.zeros(out_shape, np.float32), tuple(voxel), tuple(origin))
+
+
+def _max_radius(calc, elements: list, b: np.ndarray) -> float:
+    """gemmi's summation radius (Å) for the widest of these elements at the largest B."""
+    radius = 0.0
+    probe = gemmi.Atom()
+    probe.occ = 1.0
+    probe.b_iso = float(b.max())
+    for name in set(elements):
+        probe.element = gemmi.Element(name)
+        radius = max(radius, calc.estimate_radius(probe))
+    return radius
+
+
+def _extra_blur(s_alias: float, s_band: float) -> float:
+    """The B (Å^2) that damps the aliased copies at |s| >= s_alias to _EPS relative to s_band."""
+    return 4.0 * math.log(1.0 / _EPS) / (s_alias**2 - s_band**2)
+
+
+def _gemmi_density(calc, pos, elements, occ, b, extent, n_fine) -> np.ndarray:
+    """gemmi's blurred density of the atoms (positions relative to the box corner, z y x Å) on
+    a P1 box of `extent` Å sampled `n_fine` voxels; returned as a (z, y, x) float64 array."""
+    # gemmi works in x, y, z: reverse our (z, y, x) axes.
+    grid = calc.grid
+    grid.set_unit_cell(gemmi.UnitCell(extent[2], extent[1], extent[0], 90, 90, 90))
+    grid.spacegroup = gemmi.find_spacegroup_by_name("P1")
+    grid.set_size(int(n_fine[2]), int(n_fine[1]), int(n_fine[0]))
+    grid.fill(0.0)
+    model = gemmi.Model("1")
+    chain = gemmi.Chain("A")
+    residue = gemmi.Residue()
+    residue.name = "UNK"
+    element_of = {name: gemmi.Element(name) for name in set(elements)}
+    for p, el, o, bi in zip(pos, elements, occ, b):
+        atom = gemmi.Atom()
+        atom.element = element_of[el]
+        atom.pos = gemmi.Position(p[2], p[1], p[0])
+        atom.occ = float(o)
+        atom.b_iso = float(bi)
+        residue.add_atom(atom)
+    chain.add_residue(residue)
+    model.add_chain(chain)
+    calc.add_model_density_to_grid(model)
+    return np.array(grid, copy=False).transpose(2, 1, 0).astype(np.float64)
+
+
+def _band_limited(fine, v_fine, blur, resolution, lowpass_kind, s_band, n_ext) -> np.ndarray:
+    """Fourier space: remove the extra blur, low-pass, cut to the `n_ext` grid's frequencies."""
+    n_fine = np.asarray(fine.shape)
+    spectrum = np.fft.rfftn(fine)
+    s = frequency_magnitude(fine.shape, v_fine)
+    spectrum *= (
+        np.exp(blur * s**2 / 4.0) * lowpass_kernel(s, resolution, lowpass_kind) * (s <= s_band)
+    )
+    if np.any(n_fine != n_ext):
+        iz = np.fft.fftfreq(n_ext[0], 1.0 / n_ext[0]).round().astype(int) % n_fine[0]
+        iy = np.fft.fftfreq(n_ext[1], 1.0 / n_ext[1]).round().astype(int) % n_fine[1]
+        ix = np.arange(n_ext[2] // 2 + 1)
+        spectrum = spectrum[np.ix_(iz, iy, ix)] * (np.prod(n_ext) / np.prod(n_fine))
+    return np.fft.irfftn(spectrum, s=tuple(int(n) for n in n_ext))
+
+
+def _computing_box(pos, box_lo, box_hi, out_shape, voxel, guard, oversample):
+    """The periodic box gemmi computes on: voxels padded below the output box, its FFT-friendly
+    shape (`guard` Å between every atom and the box's far edge), and that shape oversampled."""
+    lo_pad = np.ceil(np.maximum(0.0, guard - (pos.min(axis=0) - box_lo)) / voxel).astype(int)
+    hi_pad = np.ceil(np.maximum(0.0, guard - (box_hi - pos.max(axis=0))) / voxel).astype(int)
+    n_ext = np.array([_fast_len(int(n)) for n in np.asarray(out_shape) + lo_pad + hi_pad])
+    n_fine = np.array([_fast_len(int(math.ceil(n * f - 1e-6))) for n, f in zip(n_ext, oversample)])
+    return lo_pad, n_ext, n_fine
+
+
 def simulate_map(
     structure,
     resolution: float,
@@ -175,17 +268,8 @@ def simulate_map(
     """
     resolution = _positive(resolution, "resolution")
     calc = _calculator(scattering)
-    pos, elements, occ, b = _atoms(structure)
-    voxel = _voxel(like.voxel_size if isinstance(like, DensityMap) else voxel_size)
-    centroid = pos.mean(axis=0)
-    if center is None:
-        center = centroid
-    else:
-        center = np.broadcast_to(np.asarray(center, dtype=float), (3,))
-        if not np.all(np.isfinite(center)):
-            raise InputError(f"center must be a finite (z, y, x) triple, got {center!r}")
-    if rotation is not None:
-        pos = (pos - center) @ _rotation(rotation).T + center
+    pos, elements, occ, b, center = _placed_atoms(structure, center, rotation)
+    voxel = np.array(voxel_triple(like.voxel_size if isinstance(like, DensityMap) else voxel_size))
     origin, out_shape = _box(pos, voxel, padding, like, shape, center)
     out_shape_a = np.asarray(out_shape)
     b = b if use_b_factors else np.zeros_like(b)
@@ -202,14 +286,8 @@ def simulate_map(
     calc.d_min = resolution
     calc.cutoff = _CUTOFF
     s_alias = float(np.min(oversample / voxel)) - s_band  # FFT-size rounding only raises it
-    calc.blur = 4.0 * math.log(1.0 / _EPS) / (s_alias**2 - s_band**2)  # upper bound, for radius
-    radius = 0.0
-    probe = gemmi.Atom()
-    probe.occ = 1.0
-    probe.b_iso = float(b.max())
-    for name in set(elements):
-        probe.element = gemmi.Element(name)
-        radius = max(radius, calc.estimate_radius(probe))
+    calc.blur = _extra_blur(s_alias, s_band)  # an upper bound, for the radius
+    radius = _max_radius(calc, elements, b)
 
     # Keep atoms near the box (their low-passed density reaches it); pad the computing box so
     # that no kept atom's blurred density wraps around the periodic box.
@@ -221,54 +299,16 @@ def simulate_map(
         return DensityMap(np.zeros(out_shape, np.float32), tuple(voxel), tuple(origin))
     pos, occ, b = pos[keep], occ[keep], b[keep]
     elements = [e for e, kept in zip(elements, keep) if kept]
-    guard = radius + resolution
-    lo_pad = np.ceil(np.maximum(0.0, guard - (pos.min(axis=0) - box_lo)) / voxel).astype(int)
-    hi_pad = np.ceil(np.maximum(0.0, guard - (box_hi - pos.max(axis=0))) / voxel).astype(int)
-    n_ext = np.array([_fast_len(int(n)) for n in out_shape_a + lo_pad + hi_pad])
+    lo_pad, n_ext, n_fine = _computing_box(
+        pos, box_lo, box_hi, out_shape, voxel, radius + resolution, oversample
+    )
     ext_origin = origin - lo_pad * voxel
-    n_fine = np.array([_fast_len(int(math.ceil(n * f - 1e-6))) for n, f in zip(n_ext, oversample)])
     v_fine = n_ext * voxel / n_fine
-    s_alias = float(np.min(1.0 / v_fine)) - s_band
-    blur = 4.0 * math.log(1.0 / _EPS) / (s_alias**2 - s_band**2)
+    blur = _extra_blur(float(np.min(1.0 / v_fine)) - s_band, s_band)
     calc.blur = blur
 
-    # gemmi works in x, y, z: reverse our (z, y, x) axes.
-    extent = n_ext * voxel
-    grid = calc.grid
-    grid.set_unit_cell(gemmi.UnitCell(extent[2], extent[1], extent[0], 90, 90, 90))
-    grid.spacegroup = gemmi.find_spacegroup_by_name("P1")
-    grid.set_size(int(n_fine[2]), int(n_fine[1]), int(n_fine[0]))
-    grid.fill(0.0)
-    model = gemmi.Model("1")
-    chain = gemmi.Chain("A")
-    residue = gemmi.Residue()
-    residue.name = "UNK"
-    rel = pos - ext_origin
-    element_of = {name: gemmi.Element(name) for name in set(elements)}
-    for p, el, o, bi in zip(rel, elements, occ, b):
-        atom = gemmi.Atom()
-        atom.element = element_of[el]
-        atom.pos = gemmi.Position(p[2], p[1], p[0])
-        atom.occ = float(o)
-        atom.b_iso = float(bi)
-        residue.add_atom(atom)
-    chain.add_residue(residue)
-    model.add_chain(chain)
-    calc.add_model_density_to_grid(model)
-    fine = np.array(grid, copy=False).transpose(2, 1, 0).astype(np.float64)
-
-    # Fourier space: remove the extra blur, low-pass, cut to the output grid's frequencies.
-    spectrum = np.fft.rfftn(fine)
-    s = frequency_magnitude(fine.shape, v_fine)
-    spectrum *= (
-        np.exp(blur * s**2 / 4.0) * lowpass_kernel(s, resolution, lowpass_kind) * (s <= s_band)
-    )
-    if np.any(n_fine != n_ext):
-        iz = np.fft.fftfreq(n_ext[0], 1.0 / n_ext[0]).round().astype(int) % n_fine[0]
-        iy = np.fft.fftfreq(n_ext[1], 1.0 / n_ext[1]).round().astype(int) % n_fine[1]
-        ix = np.arange(n_ext[2] // 2 + 1)
-        spectrum = spectrum[np.ix_(iz, iy, ix)] * (np.prod(n_ext) / np.prod(n_fine))
-    ext = np.fft.irfftn(spectrum, s=tuple(int(n) for n in n_ext))
+    fine = _gemmi_density(calc, pos - ext_origin, elements, occ, b, n_ext * voxel, n_fine)
+    ext = _band_limited(fine, v_fine, blur, resolution, lowpass_kind, s_band, n_ext)
     sl = tuple(slice(int(p), int(p) + n) for p, n in zip(lo_pad, out_shape))
     return DensityMap(ext[sl].astype(np.float32), tuple(voxel), tuple(origin))
 

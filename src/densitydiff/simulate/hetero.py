@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from densitydiff.errors import InputError
+from densitydiff.maps import voxel_triple
 from densitydiff.outputs import atomic_dir, atomic_path
-
-_HEADER = 1024  # MRC2014 main header; our stacks have no extended header
 
 
 @dataclass
@@ -76,13 +75,6 @@ class StructureSource(Source):
         return m.array
 
 
-def _centroid_zyx(model) -> np.ndarray:
-    pos = np.array([[a.pos.z, a.pos.y, a.pos.x] for cra in model.all() for a in [cra.atom]])
-    if len(pos) == 0:
-        raise InputError("the structure has no atoms")
-    return pos.mean(axis=0)
-
-
 def _single_model(st, index: int):
     import gemmi
 
@@ -93,20 +85,23 @@ def _single_model(st, index: int):
     return out
 
 
-def trajectory_source(path: str | os.PathLike, resolution: float | None = None) -> StructureSource:
-    """Frames of a multi-model PDB/mmCIF as states (coordinate frame / (F-1)), frame 1 centred."""
-    import gemmi
+def trajectory_source(
+    path: str | os.PathLike,
+    resolution: float | None = None,
+    *,
+    fix_elements: bool = False,
+    strict_elements: bool = False,
+) -> StructureSource:
+    """Frames of a multi-model PDB/mmCIF as states (coordinate frame / (F-1)), frame 1 centred.
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no such file: {path}")
-    try:
-        st = gemmi.read_structure(str(path))
-    except (RuntimeError, ValueError, OSError) as err:
-        raise InputError(f"{path}: not a readable structure ({err})") from None
-    st.remove_hydrogens()
-    st.remove_waters()
-    st.remove_empty_chains()
+    Read by `structures.read_structure(all_models=True)`, so blank element columns are inferred
+    from the atom names in every frame and wrong ones refused.
+    """
+    from densitydiff.structures import centroid, read_structure
+
+    st = read_structure(
+        path, all_models=True, fix_elements=fix_elements, strict_elements=strict_elements
+    )
     n = len(st)
     if n < 2:
         raise InputError(f"{path}: a trajectory needs at least 2 models, found {n}")
@@ -120,14 +115,14 @@ def trajectory_source(path: str | os.PathLike, resolution: float | None = None) 
         weights=np.full(n, 1.0 / n),
         params={"trajectory": str(path), "n_frames": n},
         structures=frames,
-        center=_centroid_zyx(st[0]),
+        center=centroid(st[0]),
         resolution=resolution,
     )
 
 
 def _axis_rotation(axis: np.ndarray, degrees: float) -> np.ndarray:
     """Rotation matrix about a unit axis (x, y, z) by `degrees` (right hand; Rodrigues)."""
-    from densitydiff.simulate.rotations import rotvec_to_matrix
+    from densitydiff.rotations import rotvec_to_matrix
 
     return rotvec_to_matrix(axis * math.radians(degrees))[0]
 
@@ -142,6 +137,8 @@ def hinge_source(
     circular: bool = False,
     n_states: int = 50,
     resolution: float | None = None,
+    fix_elements: bool = False,
+    strict_elements: bool = False,
 ) -> StructureSource:
     """A rigid rotation of the atoms matched by `selection` (gemmi syntax) about `axis` (x, y, z).
 
@@ -151,9 +148,9 @@ def hinge_source(
     """
     import gemmi
 
-    from densitydiff.structures import read_structure
+    from densitydiff.structures import centroid, read_structure
 
-    st = read_structure(path)
+    st = read_structure(path, fix_elements=fix_elements, strict_elements=strict_elements)
     axis = np.asarray(axis, dtype=float)
     if axis.shape != (3,) or not np.all(np.isfinite(axis)) or np.linalg.norm(axis) == 0:
         raise InputError(f"the hinge axis must be a non-zero (x, y, z) vector, got {axis!r}")
@@ -236,20 +233,28 @@ def hinge_source(
             "n_moving_atoms": int(moving.sum()),
         },
         structures=[make(float(t)) for t in values],
-        center=xyz.mean(axis=0)[::-1],
+        center=centroid(st[0]),
         resolution=resolution,
     )
 
 
 def discrete_source(
-    paths: list, proportions=None, resolution: float | None = None
+    paths: list,
+    proportions=None,
+    resolution: float | None = None,
+    *,
+    fix_elements: bool = False,
+    strict_elements: bool = False,
 ) -> StructureSource:
     """Distinct structures as states (compositional heterogeneity), on the first's centroid."""
-    from densitydiff.structures import read_structure
+    from densitydiff.structures import centroid, read_structure
 
     if len(paths) < 2:
         raise InputError(f"discrete heterogeneity needs at least 2 structures, got {len(paths)}")
-    structures = [read_structure(p) for p in paths]
+    structures = [
+        read_structure(p, fix_elements=fix_elements, strict_elements=strict_elements)
+        for p in paths
+    ]
     n = len(structures)
     if proportions is None:
         weights = np.full(n, 1.0 / n)
@@ -266,9 +271,39 @@ def discrete_source(
         weights=weights,
         params={"structures": [str(p) for p in paths], "proportions": weights.tolist()},
         structures=structures,
-        center=_centroid_zyx(structures[0][0]),
+        center=centroid(structures[0][0]),
         resolution=resolution,
     )
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """How each image's pose and CTF are drawn, and the microscope that forms it."""
+
+    defocus: tuple[float, float] = (10000.0, 25000.0)  # Å, uniform in [MIN, MAX]
+    astigmatism: float = 200.0  # Å, dfU - dfV uniform in [0, astigmatism]
+    max_shift: float = 3.0  # pixels, shifts uniform in [-max_shift, max_shift]
+    voltage: float = 300.0  # kV
+    cs: float = 2.7  # mm
+    amplitude_contrast: float = 0.1  # w
+
+    def __post_init__(self) -> None:
+        d0, d1 = (float(d) for d in self.defocus)
+        if not (0 < d0 <= d1) or not math.isfinite(d1):
+            raise InputError(f"defocus range must satisfy 0 < MIN <= MAX (Å), got {self.defocus!r}")
+        object.__setattr__(self, "defocus", (d0, d1))
+        ok = lambda v, low=0.0: math.isfinite(v) and v >= low  # noqa: E731
+        checks = [
+            (ok(self.astigmatism), f"astigmatism must be >= 0 Å, got {self.astigmatism}"),
+            (ok(self.max_shift), f"max shift must be >= 0 pixels, got {self.max_shift}"),
+            (ok(self.voltage) and self.voltage > 0, f"voltage must be > 0 kV, got {self.voltage}"),
+            (ok(self.cs), f"Cs must be >= 0 mm, got {self.cs}"),
+            (0 <= self.amplitude_contrast <= 1,
+             f"amplitude contrast must lie in [0, 1], got {self.amplitude_contrast}"),
+        ]  # fmt: skip
+        for good, message in checks:
+            if not good:
+                raise InputError(message)
 
 
 @dataclass
@@ -287,150 +322,150 @@ def draw_parameters(
     box: int,
     pixel_size: float,
     rng: np.random.Generator,
-    *,
-    defocus=(10000.0, 25000.0),
-    astigmatism: float = 200.0,
-    max_shift: float = 3.0,
-    voltage: float = 300.0,
-    cs: float = 2.7,
-    amplitude_contrast: float = 0.1,
+    acquisition: Acquisition = Acquisition(),
 ) -> ImageParameters:
     """Draw each image's state, uniform random rotation, uniform shift and CTF, in that order."""
-    from densitydiff.simulate.rotations import random_rotations
+    from densitydiff.formats.ctf import CTFParams
+    from densitydiff.rotations import random_rotations
 
-    d0, d1 = (float(d) for d in defocus)
-    if not (0 < d0 <= d1) or not math.isfinite(d1):
-        raise InputError(f"defocus range must satisfy 0 < MIN <= MAX (Å), got {defocus!r}")
+    a = acquisition
+    d0, d1 = a.defocus
     states = rng.choice(source.n_states, size=n_images, p=source.weights)
     rotations = random_rotations(n_images, rng)
-    shifts = rng.uniform(-max_shift, max_shift, size=(n_images, 2))
+    shifts = rng.uniform(-a.max_shift, a.max_shift, size=(n_images, 2))
     dfu = rng.uniform(d0, d1, size=n_images)
-    dfv = dfu - rng.uniform(0.0, astigmatism, size=n_images)
+    dfv = dfu - rng.uniform(0.0, a.astigmatism, size=n_images)
     dfang = rng.uniform(-180.0, 180.0, size=n_images)
-    ctf = np.zeros((n_images, 9), dtype=np.float32)
-    ctf[:, 0], ctf[:, 1] = box, pixel_size
-    ctf[:, 2], ctf[:, 3], ctf[:, 4] = dfu, dfv, dfang
-    ctf[:, 5], ctf[:, 6], ctf[:, 7], ctf[:, 8] = voltage, cs, amplitude_contrast, 0.0
-    return ImageParameters(states, rotations, shifts, ctf)
+    ctf = CTFParams(
+        D=box,
+        pixel_size=pixel_size,
+        defocus_u=dfu,
+        defocus_v=dfv,
+        defocus_angle=dfang,
+        voltage=a.voltage,
+        cs=a.cs,
+        amplitude_contrast=a.amplitude_contrast,
+        phase_shift=0.0,
+    )
+    return ImageParameters(states, rotations, shifts, ctf.to_array())
 
 
-def simulate_particles(
-    out_dir: str | os.PathLike,
-    source: Source,
+def heterogeneity_source(
     *,
-    n_images: int,
-    box: int,
-    pixel_size: float,
-    snr: float,
-    seed: int = 0,
-    defocus=(10000.0, 25000.0),
-    astigmatism: float = 200.0,
-    max_shift: float = 3.0,
-    voltage: float = 300.0,
-    cs: float = 2.7,
-    amplitude_contrast: float = 0.1,
-    chunk_size: int = 256,
-    device=None,
-    progress: bool = True,
-    command: str | None = None,
-) -> dict:
-    """Write a synthetic data set to `out_dir`; return the dataset.json record.
+    trajectory: str | os.PathLike | None = None,
+    structure: str | os.PathLike | None = None,
+    hinge: str | None = None,
+    axis=None,
+    pivot=None,
+    angles=None,
+    circular: bool = False,
+    n_states: int = 50,
+    structures=(),
+    proportions=None,
+    resolution: float | None = None,
+    fix_elements: bool = False,
+    strict_elements: bool = False,
+) -> StructureSource:
+    """The one source of heterogeneity the arguments name: a trajectory, a hinge of `structure`
+    (with `axis` and `angles`, or `circular`), or discrete `structures` with `proportions`.
+    `fix_elements`/`strict_elements` go to `structures.read_structure`."""
+    elements = {"fix_elements": fix_elements, "strict_elements": strict_elements}
+    given = [trajectory is not None, hinge is not None, bool(structures)]
+    if sum(given) != 1:
+        raise InputError(
+            "give exactly one source of heterogeneity: --trajectory, "
+            "--structure with --hinge, or --structures"
+        )
+    if resolution is not None and not (resolution > 0 and math.isfinite(resolution)):
+        raise InputError(f"--resolution must be positive, got {resolution}")
+    if trajectory is not None:
+        source = trajectory_source(trajectory, resolution, **elements)
+    elif hinge is not None:
+        if structure is None or axis is None:
+            raise InputError("--hinge needs --structure and --axis")
+        if angles is None and not circular:
+            raise InputError("--hinge needs --angles A0 A1 (or --circular)")
+        source = hinge_source(
+            structure, hinge, axis, angles if angles is not None else (0.0, 360.0),
+            pivot=pivot, circular=circular, n_states=n_states, resolution=resolution, **elements,
+        )  # fmt: skip
+    else:
+        source = discrete_source(
+            [Path(p) for p in structures], proportions, resolution, **elements
+        )
+    if structure is not None and hinge is None:
+        raise InputError("--structure is only used with --hinge (use --structures for states)")
+    return source
 
-    The folder appears whole or not at all (`atomic_dir`); an existing earlier data set there
-    (it holds dataset.json) is replaced, any other non-empty folder is refused.
-    """
+
+def _check_image_arguments(n_images, box, pixel_size, snr, chunk_size) -> None:
     if n_images < 1:
         raise InputError(f"--n-images must be at least 1, got {n_images}")
     if box < 8 or box % 2:
         raise InputError(f"the box must be an even number of pixels >= 8, got {box}")
-    if not (pixel_size > 0 and math.isfinite(pixel_size)):
-        raise InputError(f"pixel size must be positive, got {pixel_size}")
+    voxel_triple(pixel_size, "pixel size")
     if not (snr > 0):
         raise InputError(f"SNR must be positive (inf for noiseless images), got {snr}")
     if chunk_size < 1:
         raise InputError(f"chunk size must be at least 1, got {chunk_size}")
-    check_optics(defocus, astigmatism, max_shift, voltage, cs, amplitude_contrast)
-    # everything is written in a temporary folder renamed when dataset.json, the last file, is in
-    with atomic_dir(out_dir, "dataset.json") as out:
-        return _simulate_into(
-            out, source, n_images=n_images, box=box, pixel_size=pixel_size, snr=snr, seed=seed,
-            defocus=defocus, astigmatism=astigmatism, max_shift=max_shift, voltage=voltage,
-            cs=cs, amplitude_contrast=amplitude_contrast, chunk_size=chunk_size, device=device,
-            progress=progress, command=command,
-        )  # fmt: skip
 
 
-def check_optics(defocus, astigmatism, max_shift, voltage, cs, amplitude_contrast) -> None:
-    """Microscope and pose settings a data set can be simulated with (InputError otherwise)."""
-    lo, hi = (float(d) for d in defocus)
-    if not (0 < lo <= hi and math.isfinite(hi)):
-        raise InputError(f"--defocus MIN MAX must satisfy 0 < MIN <= MAX (Å), got {lo:g} {hi:g}")
-    checks = [
-        (astigmatism >= 0 and math.isfinite(astigmatism), f"--astigmatism {astigmatism} < 0"),
-        (max_shift >= 0 and math.isfinite(max_shift), f"--max-shift {max_shift} < 0"),
-        (voltage > 0 and math.isfinite(voltage), f"--voltage must be positive, got {voltage}"),
-        (cs >= 0 and math.isfinite(cs), f"--cs must be >= 0 mm, got {cs}"),
-        (0 <= amplitude_contrast <= 1, f"--amplitude-contrast must lie in [0, 1], got "
-         f"{amplitude_contrast}"),
-    ]  # fmt: skip
-    for ok, message in checks:
-        if not ok:
-            raise InputError(message)
+def _write_clean_images(
+    writer, source: Source, p: ImageParameters, vol_dir: Path, *, chunk_size: int, device, bar
+) -> float:
+    """State by state: write its volume, form its images CTF * (P V) into their slots.
 
-
-def _simulate_into(
-    out: Path, source: Source, *, n_images, box, pixel_size, snr, seed, defocus, astigmatism,
-    max_shift, voltage, cs, amplitude_contrast, chunk_size, device, progress, command,
-) -> dict:  # fmt: skip
-    """The body of `simulate_particles`, writing into the (temporary) folder `out`."""
-    import torch
-    from tqdm import tqdm
-
+    One volume and its projector are in memory at a time. Returns the signal variance: the
+    mean over all images of each clean image's pixel variance over the whole box.
+    """
     from densitydiff.formats.maps import write_map
-    from densitydiff.formats.particles import ParticleWriter, save_ctf, save_poses
-    from densitydiff.formats.star import write_star
     from densitydiff.maps import DensityMap
     from densitydiff.simulate.cryoem import Projector, form_images
 
-    rng = np.random.default_rng(seed)
-    p = draw_parameters(
-        source, n_images, box, pixel_size, rng, defocus=defocus, astigmatism=astigmatism,
-        max_shift=max_shift, voltage=voltage, cs=cs, amplitude_contrast=amplitude_contrast,
-    )  # fmt: skip
+    box, pixel_size = writer.D, writer.pixel_size
     center = box // 2 * pixel_size
     origin = (-center, -center, -center)
-    vol_dir = out / "volumes"
-    stack = out / "particles.mrcs"
     signal_var_sum = 0.0
-    bar = tqdm(total=2 * n_images, desc="simulate particles", unit="img", disable=not progress)
-    with ParticleWriter(stack, n_images, box, pixel_size) as writer:
-        for k in range(source.n_states):
-            volume = source.volume(k, box, pixel_size)
-            write_map(vol_dir / f"state_{k:03d}.mrc", DensityMap(volume, pixel_size, origin))
-            idx = np.flatnonzero(p.states == k)
-            if len(idx) == 0:
-                continue
-            projector = Projector(volume, device=device)
-            for start in range(0, len(idx), chunk_size):
-                sel = idx[start : start + chunk_size]
-                clean = form_images(projector, p.rotations[sel], p.shifts[sel], p.ctf[sel])
-                clean = clean.cpu().numpy()
-                signal_var_sum += float(clean.reshape(len(sel), -1).var(axis=1).sum())
-                writer.write_at(sel, clean)
-                bar.update(len(sel))
-            del projector
-        signal_var = signal_var_sum / n_images
-        sigma = 0.0 if math.isinf(snr) else math.sqrt(signal_var / snr)
-        for start in range(0, n_images, chunk_size):
-            stop = min(start + chunk_size, n_images)
-            images = writer.read(start, stop)
-            if sigma > 0:
-                gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + start)
-                noise = torch.randn(images.shape, generator=gen, dtype=torch.float32).numpy()
-                images = images + sigma * noise
-            writer.write_at(np.arange(start, stop), images, stats=True)
-            bar.update(stop - start)
-    bar.close()
+    for k in range(source.n_states):
+        volume = source.volume(k, box, pixel_size)
+        write_map(vol_dir / f"state_{k:03d}.mrc", DensityMap(volume, pixel_size, origin))
+        idx = np.flatnonzero(p.states == k)
+        if len(idx) == 0:
+            continue
+        projector = Projector(volume, device=device)
+        for start in range(0, len(idx), chunk_size):
+            sel = idx[start : start + chunk_size]
+            clean = form_images(projector, p.rotations[sel], p.shifts[sel], p.ctf[sel])
+            clean = clean.cpu().numpy()
+            signal_var_sum += float(clean.reshape(len(sel), -1).var(axis=1).sum())
+            writer.write_at(sel, clean)
+            bar.update(len(sel))
+        del projector
+    return signal_var_sum / writer.n
+
+
+def _add_noise(writer, sigma: float, seed: int, *, chunk_size: int, bar) -> None:
+    """Add white Gaussian noise of std `sigma` chunk by chunk (seeded per chunk), in place."""
+    import torch
+
+    for start in range(0, writer.n, chunk_size):
+        stop = min(start + chunk_size, writer.n)
+        images = writer.read(start, stop)
+        if sigma > 0:
+            gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + start)
+            noise = torch.randn(images.shape, generator=gen, dtype=torch.float32).numpy()
+            images = images + sigma * noise
+        writer.write_at(np.arange(start, stop), images, stats=True)
+        bar.update(stop - start)
+
+
+def _write_metadata(out: Path, source: Source, p: ImageParameters, box: int) -> None:
+    """poses.pkl, ctf.pkl, particles.star, the ground truth per image and the states table."""
+    from densitydiff.formats.ctf import save_ctf
+    from densitydiff.formats.particles import save_poses
+    from densitydiff.formats.star import write_star
+
+    n_images = len(p.states)
     trans = (p.shifts / box).astype(np.float32)
     save_poses(out / "poses.pkl", p.rotations, trans)
     save_ctf(out / "ctf.pkl", p.ctf)
@@ -444,10 +479,91 @@ def _simulate_into(
         np.save(tmp, truth)
     _write_csv(out / "ground_truth.csv", ["index", "state", "coordinate"],
                zip(range(n_images), p.states.tolist(), coords.tolist()))  # fmt: skip
-    _write_csv(vol_dir / "states.csv", ["state", "coordinate", "weight", "file"],
+    _write_csv(out / "volumes" / "states.csv", ["state", "coordinate", "weight", "file"],
                ((k, float(source.coordinates[k]), float(source.weights[k]), f"state_{k:03d}.mrc")
                 for k in range(source.n_states)))  # fmt: skip
-    record = {
+
+
+def simulate_particles(
+    out_dir: str | os.PathLike,
+    source: Source,
+    *,
+    n_images: int,
+    box: int,
+    pixel_size: float,
+    snr: float,
+    seed: int = 0,
+    acquisition: Acquisition = Acquisition(),
+    chunk_size: int = 256,
+    device=None,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict:
+    """Write a synthetic data set to `out_dir`; return the dataset.json record.
+
+    Steps: draw every image's parameters, form the clean images state by state, add noise of
+    sigma^2 = signal variance / SNR, write poses, CTF, star file and ground truth, the record.
+    The folder appears whole or not at all (`outputs.atomic_dir`): an earlier data set there
+    (it holds dataset.json) is replaced, any other non-empty folder is refused.
+    """
+    _check_image_arguments(n_images, box, pixel_size, snr, chunk_size)
+    # written in a temporary folder renamed when dataset.json, the last file, is in
+    with atomic_dir(out_dir, "dataset.json") as out:
+        return _simulate_into(
+            out, source, n_images=n_images, box=box, pixel_size=pixel_size, snr=snr, seed=seed,
+            acquisition=acquisition, chunk_size=chunk_size, device=device, progress=progress,
+            command=command,
+        )  # fmt: skip
+
+
+def _simulate_into(
+    out: Path, source: Source, *, n_images, box, pixel_size, snr, seed, acquisition, chunk_size,
+    device, progress, command,
+) -> dict:  # fmt: skip
+    """The steps of `simulate_particles`, writing into the (temporary) folder `out`."""
+    from tqdm import tqdm
+
+    from densitydiff.formats.mrcs import ParticleWriter
+
+    rng = np.random.default_rng(seed)
+    p = draw_parameters(source, n_images, box, pixel_size, rng, acquisition)
+    bar = tqdm(total=2 * n_images, desc="simulate particles", unit="img", disable=not progress)
+    with ParticleWriter(out / "particles.mrcs", n_images, box, pixel_size) as writer:
+        signal_var = _write_clean_images(
+            writer, source, p, out / "volumes", chunk_size=chunk_size, device=device, bar=bar
+        )
+        sigma = 0.0 if math.isinf(snr) else math.sqrt(signal_var / snr)
+        _add_noise(writer, sigma, seed, chunk_size=chunk_size, bar=bar)
+    bar.close()
+    _write_metadata(out, source, p, box)
+    record = _record(
+        source, acquisition, command=command, n_images=n_images, box=box,
+        pixel_size=pixel_size, snr=snr, signal_var=signal_var, sigma=sigma, seed=seed,
+        chunk_size=chunk_size,
+    )  # fmt: skip
+    with atomic_path(out / "dataset.json") as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _record(
+    source: Source,
+    a: Acquisition,
+    *,
+    command: str | None,
+    n_images: int,
+    box: int,
+    pixel_size: float,
+    snr: float,
+    signal_var: float,
+    sigma: float,
+    seed: int,
+    chunk_size: int,
+) -> dict:
+    """dataset.json: what was simulated, how, and with which versions."""
+    import torch
+
+    return {
         "densitydiff_version": _version(),
         "command": command,
         "heterogeneity": source.kind,
@@ -461,12 +577,12 @@ def _simulate_into(
         "signal_variance": signal_var,
         "noise_sigma": sigma,
         "seed": seed,
-        "defocus_range_A": [float(d) for d in defocus],
-        "astigmatism_A": astigmatism,
-        "max_shift_px": max_shift,
-        "voltage_kV": voltage,
-        "cs_mm": cs,
-        "amplitude_contrast": amplitude_contrast,
+        "defocus_range_A": list(a.defocus),
+        "astigmatism_A": a.astigmatism,
+        "max_shift_px": a.max_shift,
+        "voltage_kV": a.voltage,
+        "cs_mm": a.cs,
+        "amplitude_contrast": a.amplitude_contrast,
         "chunk_size": chunk_size,
         "n_states": source.n_states,
         "state_coordinates": source.coordinates.tolist(),
@@ -486,9 +602,6 @@ def _simulate_into(
         "torch": torch.__version__,
         "numpy": np.__version__,
     }
-    with atomic_path(out / "dataset.json") as tmp:
-        Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
-    return record
 
 
 def _write_csv(path: Path, header: list[str], rows) -> None:

@@ -2,15 +2,20 @@
 
 Each image's transform, phase-shifted back to the centre, is spread (trilinear splatting) onto
 the central plane A^T k of an oversampled 3-D grid: numerator sum CTF * X^, weight sum CTF^2;
-V^ = numerator / (weight + wiener * mean weight). Same conventions as `cryoem`.
+V^ = numerator / (weight + wiener * mean weight). Same conventions and lattice as `cryoem`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from densitydiff.errors import InputError
-from densitydiff.simulate.cryoem import ctf, fft2_centered, shift_phases
+from densitydiff.formats.ctf import CTFParams
+from densitydiff.simulate.ctf import ctf
+from densitydiff.simulate.fft import fft2_centered, shift_phases
+from densitydiff.simulate.lattice import circular_mask, lattice_plane, rotate
 
 
 def backproject(
@@ -41,10 +46,9 @@ def backproject(
     c = Dp // 2
     num = np.zeros((2, Dp**3))
     den = np.zeros(Dp**3)
-    f = torch.arange(Dp, dtype=torch.float32, device=device) - c
-    fy, fx = torch.meshgrid(f, f, indexing="ij")
-    keep = (fx**2 + fy**2) <= (Dp / 2) ** 2
-    plane = torch.stack([fx[keep], fy[keep], torch.zeros_like(fx[keep])], -1)
+    lattice = lattice_plane(Dp, device=device)
+    keep = circular_mask(lattice, Dp / 2)
+    plane = lattice[keep]
     before = c - D // 2
     pad = (before, Dp - D - before, before, Dp - D - before)
     for start in range(0, N, batch_size):
@@ -55,15 +59,14 @@ def backproject(
             t = torch.as_tensor(np.asarray(shifts[start:stop]), dtype=torch.float64, device=device)
             spectra = spectra * shift_phases(Dp, -t).to(spectra.device)
         if ctf_params is not None:
-            p = np.array(ctf_params[start:stop], dtype=np.float64)
-            p[:, 0] = Dp
-            weight = ctf(p, device=device)
+            p = CTFParams.from_array(ctf_params[start:stop])
+            weight = ctf(dataclasses.replace(p, D=Dp), device=device)  # on the padded box
         else:
             weight = torch.ones(spectra.shape, device=device)
         values = (spectra * weight)[:, keep]  # (B, M)
         w2 = (weight**2)[:, keep]
         rot = torch.as_tensor(rotations[start:stop], device=device)
-        k3 = plane @ rot  # (B, M, 3) as (x, y, z)
+        k3 = rotate(plane, rot)  # (B, M, 3) as (x, y, z)
         _splat(
             num,
             den,

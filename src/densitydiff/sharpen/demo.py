@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from densitydiff.outputs import atomic_path
 
-EXAMPLES = Path(__file__).resolve().parent / "examples"
-HELDOUT = Path(__file__).resolve().parent / "models" / "heldout.txt"
+PACKAGE = Path(__file__).resolve().parent.parent
+EXAMPLES = PACKAGE / "examples"
+HELDOUT = PACKAGE / "models" / "heldout.txt"
 DEMO_STRUCTURE = "1orc.pdb.gz"
-DEMO_MODELS = ("default", "unet")
+DEMO_MODELS = ("default", "regression")
 DEMO_SAMPLES = 4
 DEMO_STEPS = 8  # sampler steps: 4 samples x 8 steps keep the demo within 5 minutes on 2 cores
 DEMO_BASELINES = ("input", "bfactor")
@@ -60,14 +62,15 @@ def run_demo(
     from densitydiff.errors import InputError
     from densitydiff.formats.maps import write_map
     from densitydiff.outputs import atomic_dir, check_output_dir
-    from densitydiff.report import jsonable, structure_figures, write_report
     from densitydiff.sharpen.evaluate import (
         check_resolutions,
         check_sampling,
         evaluate_structure,
         resolve_sharpeners,
     )
+    from densitydiff.sharpen.report import jsonable, structure_figures, write_report
 
+    started = time.perf_counter()
     check_resolutions(input_resolution, target_resolution)
     if samples < 1:
         raise InputError(f"samples must be >= 1, got {samples}")
@@ -124,6 +127,11 @@ def run_demo(
         files.update(
             report="report.html", csv="results.csv", json="results.json", record="demo.json"
         )
+        from densitydiff.runrecord import run_record
+
+        settings = {"input_resolution": input_resolution, "target_resolution": target_resolution,
+                    "models": models, "samples": samples, "sampler": sampler, "steps": steps,
+                    "padding": DEMO_PADDING, "baselines": list(DEMO_BASELINES)}  # fmt: skip
         record = {
             "structure": ev.structure,
             "input_resolution": input_resolution,
@@ -132,6 +140,7 @@ def run_demo(
             "samples": samples,
             "rows": ev.rows,
             "files": files,
+            "run": run_record(config=settings, seed=seed, inputs=[path], started=started),
         }
         with atomic_path(out / "demo.json") as tmp:
             clean = dict(record, rows=[{k: jsonable(v) for k, v in r.items()} for r in ev.rows])

@@ -1,10 +1,15 @@
-"""Rotations for cryo-EM poses: RELION Euler angles <-> matrices (cryoDRGN's convention), sampling.
+"""Rotations: the pose conventions of the particle files (RELION Euler angles, cryoSPARC
+axis-angle vectors, cryoDRGN's matrices), quaternions, and uniform random rotations.
 
 Convention (RELION's `Euler_angles2matrix`, which cryoDRGN's `R_from_relion` reproduces): the
 matrix A(rot, tilt, psi) = Rz(psi) Ry(tilt) Rz(rot) written with passive rotations, equal to the
 transpose of scipy's intrinsic "ZYZ" rotation. A acts on (x, y, z) column vectors (x = the image
 column axis) and maps a point r of the reference volume to the image frame: p = A r; the image is
 the projection of the rotated volume along z. cryoDRGN's poses.pkl stores this A per image.
+
+Two coordinate orders meet these matrices: poses act on (x, y, z) column vectors, as above;
+`simulate.density.simulate_map(rotation=...)` and the patch store turn atoms given as (z, y, x)
+vectors. A uniform rotation is uniform in either order, so one sampler serves both.
 """
 
 from __future__ import annotations
@@ -60,11 +65,15 @@ def matrix_to_euler(matrix: np.ndarray) -> np.ndarray:
     return euler[0] if single else euler
 
 
-def random_rotations(n: int, rng: np.random.Generator) -> np.ndarray:
-    """`n` rotation matrices uniform on SO(3) (Haar measure), from uniform unit quaternions."""
+def random_rotations(n: int, rng: np.random.Generator, *, scalar_last: bool = False) -> np.ndarray:
+    """`n` rotation matrices uniform on SO(3) (Haar measure), from uniform unit quaternions.
+
+    The quaternion is drawn as 4 standard normals, normalised, and read (w, x, y, z), or
+    (x, y, z, w) with `scalar_last` (scipy's `Rotation.random` order: the same draws as scipy).
+    """
     q = rng.standard_normal((n, 4))
     q /= np.linalg.norm(q, axis=1, keepdims=True)
-    return quaternion_to_matrix(q)
+    return quaternion_to_matrix(q[:, [3, 0, 1, 2]] if scalar_last else q)
 
 
 def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
@@ -92,10 +101,3 @@ def rotvec_to_matrix(rotvec: np.ndarray) -> np.ndarray:
     s, c = np.sin(theta)[:, None, None], np.cos(theta)[:, None, None]
     # Rodrigues: R = I + sin(theta) K + (1 - cos(theta)) K^2
     return np.eye(3) + s * kx + (1 - c) * (kx @ kx)
-
-
-def matrix_to_rotvec(matrix: np.ndarray) -> np.ndarray:
-    """Rotation matrices (N, 3, 3) to axis-angle vectors (N, 3) (via scipy)."""
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_matrix(np.asarray(matrix, dtype=np.float64)).as_rotvec()
