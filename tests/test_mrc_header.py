@@ -139,3 +139,28 @@ def test_simulate_map_like_a_map_keeps_that_maps_header(cli, tmp_path):
     fields_out, labels_out, _ = _header(out)
     assert fields_out == fields_in and labels_out[:-1] == labels_in
     assert _gemmi_placement(out)[:3] == _gemmi_placement(EMD_5168_MONOMER)[:3]
+
+
+def test_sharpened_map_keeps_its_header(cli, tmp_path, one_thread):
+    """The EMD-5168-monomer case (nstart 0, ORIGIN set, ISPG 0) on a 24^3 grid of 1 Å."""
+    from densitydiff.filters import lowpass
+
+    source = tmp_path / "in.mrc"
+    data = lowpass(np.random.default_rng(0).normal(size=(24, 24, 24)), 1.0, 4.0)
+    with mrcfile.new(source) as mrc:
+        mrc.header.ispg = 0
+        mrc.set_data(data.astype(np.float32))
+        mrc.header.mz = 24  # a volume: 24 sections per cell edge (ISPG 0 as EMDB writes)
+        mrc.voxel_size = 1.0
+        mrc.header.origin = (-33.098, -24.388, -90.584)
+        mrc.header.label[0] = b"Chimera 1.8"
+        mrc.header.nlabl = 1
+    out = tmp_path / "sharp.mrc"
+    code, _, err = cli("sharpen", source, "-o", out, "--input-resolution", "4",
+                       "--checkpoint", "unet")  # fmt: skip
+    assert code == 0, err
+    fields_in, labels_in, _ = _header(source)
+    fields_out, labels_out, _ = _header(out)
+    assert fields_in["ispg"] == 0 and fields_in["nxstart"] == 0
+    assert fields_out == fields_in and labels_out[:-1] == labels_in
+    assert _gemmi_placement(out)[:3] == _gemmi_placement(source)[:3]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -245,3 +246,27 @@ def test_sample_and_interpolate_write_text_that_eval_vol_reads(run, cli):
                        "--steps", "4", "-o", run / "path.txt")  # fmt: skip
     assert code == 0, err
     assert _cryodrgn_zfile(run / "path.txt", 8).shape == (4, 8)
+
+
+def test_a_checkpoint_with_a_plain_ema_copy_resumes_the_same(tmp_path):
+    """Checkpoints whose EMA was a deepcopy (keys ema.*) resume as the AveragedModel does."""
+    from densitydiff.prior.config import PriorConfig
+    from densitydiff.prior.train import train_prior
+
+    z = Latents(circular(400, dim=3, seed=2))
+    cfg = PriorConfig(epochs=2, width=16, depth=2, emb_dim=8, batch_size=200, seed=1)
+    train_prior(z, tmp_path / "a", cfg, progress=False)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    last = tmp_path / "b" / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=True)
+    sd = ckpt["state_dict"]
+    del sd["ema.n_averaged"]
+    for key in [k for k in sd if k.startswith("ema.module.")]:
+        sd["ema." + key[len("ema.module.") :]] = sd.pop(key)
+    torch.save(ckpt, last)
+    cfg3 = PriorConfig(**{**cfg.__dict__, "epochs": 3})
+    paths = [train_prior(z, tmp_path / r, cfg3, resume=True, progress=False) for r in "ab"]
+    a, b = (torch.load(p, weights_only=True) for p in paths)
+    assert a["epochs_trained"] == b["epochs_trained"] == 3
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import gemmi
 import numpy as np
@@ -212,6 +213,8 @@ def test_simulate_map_infers_elements_by_default_and_strict_refuses(cli, tmp_pat
     code, _, err = cli("simulate", "map", path, "-o", tmp_path / "a.mrc", "-r", "6")
     assert code == 0, err
     assert err.count("\n") == 1 and "inferred 559 element symbols" in err
+    record = json.loads((tmp_path / "a.json").read_text())
+    assert record["config"]["elements_inferred"] == 559  # the run record keeps the count
     code, _, err = cli("simulate", "map", path, "-o", tmp_path / "b.mrc", "-r", "6",
                        "--strict-elements")  # fmt: skip
     assert code == 2 and err.count("\n") == 1 and "--strict-elements" in err

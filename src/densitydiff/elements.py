@@ -81,7 +81,7 @@ def _infer(resname: str, name: str, column13: str | None) -> str | None:
     if not _is_element(first):
         return two  # FE, ZN, MG, ...: no one-letter reading
     if first not in _ORGANIC:
-        return two  # a two-letter element is the usual reading (BR, FE is not organic-first)
+        return two  # BR, FE: the first letter is no organic label, the name is the element
     if column13 is not None and (column13 == " " or column13.isdigit()):
         return first  # right-aligned name: a one-letter element (" NA " in heme is nitrogen)
     if first == "H" and len(letters) >= 3:

@@ -46,7 +46,7 @@ def simulate_map_command(
     from densitydiff.errors import InputError
     from densitydiff.formats.maps import read_volume, write_map
     from densitydiff.simulate.density import simulate_map
-    from densitydiff.structures import read_structure
+    from densitydiff.structures import inferred_elements, read_structure
 
     grid = read_volume(like) if like is not None else None
     voxel = max(grid.voxel_size) if grid is not None else voxel_size
@@ -72,7 +72,9 @@ def simulate_map_command(
     from densitydiff.runrecord import run_record, write_record
 
     settings = dict(resolution=resolution, voxel_size=float(density.voxel_size[0]),
-                    padding=padding, like=like, scattering=scattering, fix_elements=fix_elements)
+                    padding=padding, like=like, scattering=scattering, fix_elements=fix_elements,
+                    strict_elements=strict_elements,
+                    elements_inferred=inferred_elements(structure))  # fmt: skip
     inputs = [model] + ([like] if like is not None else [])
     write_record(output.with_suffix(".json"),
                  run_record(config=settings, inputs=inputs, started=start, output=str(output)))

@@ -233,7 +233,8 @@ def _source_header(density: DensityMap, is_stack: bool):
     file_shape = [0, 0, 0]
     for out_axis, file_axis in enumerate(perm):
         file_shape[file_axis] = density.shape[out_axis]
-    _, voxel_xyz, origin_xyz, unit_cell = _geometry(header, tuple(file_shape), is_stack)
+    source_stack = is_stack or int(header.ispg) == 0  # as read_mrc (mrcfile.is_image_stack)
+    _, voxel_xyz, origin_xyz, unit_cell = _geometry(header, tuple(file_shape), source_stack)
     same = (
         np.allclose(voxel_xyz[::-1], density.voxel_size, rtol=1e-5, atol=1e-6)
         and np.allclose(origin_xyz[::-1], density.origin, rtol=1e-6, atol=1e-4)

@@ -55,6 +55,16 @@ class PriorModule(pl.LightningModule):
         self.log("loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints that kept the EMA as a plain copy (keys `ema.*`) resume into the
+        AveragedModel (`ema.module.*`, `ema.n_averaged`) with the same weights."""
+        sd = checkpoint["state_dict"]
+        if "ema.n_averaged" in sd:
+            return
+        for key in [k for k in sd if k.startswith("ema.")]:
+            sd["ema.module." + key[len("ema.") :]] = sd.pop(key)
+        sd["ema.n_averaged"] = torch.tensor(1 + int(checkpoint.get("global_step", 0)))
+
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         self.ema.update_parameters(self.denoiser)
 
