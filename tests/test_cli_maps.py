@@ -17,7 +17,7 @@ EMD = EXAMPLES / "emd_5168_monomer.mrc"
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    """3mfp at 4 Å and 2 Å on one grid, written with the CLI."""
+    """3mfp at 4 Å and 3 Å (Nyquist of 1.5 Å voxels) on one grid, written with the CLI."""
     out = tmp_path_factory.mktemp("sim")
     from densitydiff.cli import main
 
@@ -30,7 +30,7 @@ def simulated(tmp_path_factory):
                 "-o",
                 str(out / "fine.mrc"),
                 "-r",
-                "2",
+                "3",  # Nyquist of 1.5 Å voxels: finer is refused
                 "--voxel-size",
                 "1.5",
             ]

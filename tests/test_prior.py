@@ -30,7 +30,7 @@ def run(tmp_path_factory, one_thread):
     np.save(root / "z.npy", z)
     (root / "small.yaml").write_text(yaml.safe_dump(SMALL))
     code, out, err = run_cli(
-        "prior", "train", root / "z.npy", "-o", root / "run", "--epochs", "30",
+        "prior", "train", root / "z.npy", "-o", root / "run", "--epochs", "40",
         "--config", root / "small.yaml", "--seed", "3", "--no-progress",
     )  # fmt: skip
     assert code == 0, err

@@ -59,9 +59,11 @@ def run_demo(
     """
     from densitydiff.errors import InputError
     from densitydiff.formats.maps import write_map
+    from densitydiff.outputs import atomic_dir, check_output_dir
     from densitydiff.report import jsonable, structure_figures, write_report
     from densitydiff.sharpen.evaluate import (
         check_resolutions,
+        check_sampling,
         evaluate_structure,
         resolve_sharpeners,
     )
@@ -72,8 +74,8 @@ def run_demo(
     models = list(checkpoints) if checkpoints else list(DEMO_MODELS)
     sharpeners = resolve_sharpeners(models)  # fails fast when a model is missing
     path = Path(structure) if structure is not None else EXAMPLES / DEMO_STRUCTURE
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_sampling(sampler, steps)
+    check_output_dir(out_dir, "demo.json")
 
     ev = evaluate_structure(
         path,
@@ -88,46 +90,50 @@ def run_demo(
         padding=DEMO_PADDING,
         progress=progress,
     )
-    files: dict[str, str] = {}
-    r_in, r_out = f"{input_resolution:g}A", f"{target_resolution:g}A"
-    names = {"truth": f"truth_{r_out}.mrc", "input": f"input_{r_in}.mrc"}
-    for method, density in ev.maps.items():
-        if method.endswith(" std"):
-            name = f"{_file_name(method[: -len(' std')])}_std.mrc"
-        else:
-            name = names.get(method, f"{_file_name(method)}_{r_out}.mrc")
-        write_map(out / name, density)
-        files[method] = name
-    for method, density in ev.maps.items():  # the std maps go into the slice montage too
-        if method.endswith(" std"):
-            ev.volumes[method] = density.array
-    figures = structure_figures(ev, out)
-    for key, png in figures.items():
-        files[f"{key} figure"] = png.name
-    write_report(
-        ev.rows,
-        out,
-        figures={ev.structure: figures},
-        title=f"densitydiff demo: {ev.structure}, {input_resolution:g} Å → {target_resolution:g} Å",
-        settings={
-            "structure": f"{path.name} (held out from training)",
-            "models": ", ".join(s.name for s in sharpeners),
-            "samples (generative models)": samples,
-            "sampler": sampler or "model default",
-            "steps": steps or "model default",
-        },
-    )
-    files.update(report="report.html", csv="results.csv", json="results.json", record="demo.json")
-    record = {
-        "structure": ev.structure,
-        "input_resolution": input_resolution,
-        "target_resolution": target_resolution,
-        "models": [s.name for s in sharpeners],
-        "samples": samples,
-        "rows": ev.rows,
-        "files": files,
-    }
-    with atomic_path(out / "demo.json") as tmp:
-        clean = dict(record, rows=[{k: jsonable(v) for k, v in r.items()} for r in ev.rows])
-        Path(tmp).write_text(json.dumps(clean, indent=2))
-    return record
+    # written in a temporary folder that is renamed when demo.json, the last file, is there
+    with atomic_dir(out_dir, "demo.json") as out:
+        files: dict[str, str] = {}
+        r_in, r_out = f"{input_resolution:g}A", f"{target_resolution:g}A"
+        names = {"truth": f"truth_{r_out}.mrc", "input": f"input_{r_in}.mrc"}
+        for method, density in ev.maps.items():
+            if method.endswith(" std"):
+                name = f"{_file_name(method[: -len(' std')])}_std.mrc"
+            else:
+                name = names.get(method, f"{_file_name(method)}_{r_out}.mrc")
+            write_map(out / name, density)
+            files[method] = name
+        for method, density in ev.maps.items():  # the std maps go into the slice montage too
+            if method.endswith(" std"):
+                ev.volumes[method] = density.array
+        figures = structure_figures(ev, out)
+        for key, png in figures.items():
+            files[f"{key} figure"] = png.name
+        write_report(
+            ev.rows,
+            out,
+            figures={ev.structure: figures},
+            title=f"densitydiff demo: {ev.structure}, {r_in[:-1]} Å → {r_out[:-1]} Å",
+            settings={
+                "structure": f"{path.name} (held out from training)",
+                "models": ", ".join(s.name for s in sharpeners),
+                "samples (generative models)": samples,
+                "sampler": sampler or "model default",
+                "steps": steps or "model default",
+            },
+        )
+        files.update(
+            report="report.html", csv="results.csv", json="results.json", record="demo.json"
+        )
+        record = {
+            "structure": ev.structure,
+            "input_resolution": input_resolution,
+            "target_resolution": target_resolution,
+            "models": [s.name for s in sharpeners],
+            "samples": samples,
+            "rows": ev.rows,
+            "files": files,
+        }
+        with atomic_path(out / "demo.json") as tmp:
+            clean = dict(record, rows=[{k: jsonable(v) for k, v in r.items()} for r in ev.rows])
+            Path(tmp).write_text(json.dumps(clean, indent=2))
+        return record

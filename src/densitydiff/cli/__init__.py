@@ -62,7 +62,8 @@ def _cli_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, .
 
 
 def _user_error(message: str) -> int:
-    print(f"densitydiff: error: {message}", file=sys.stderr)
+    """One line on stderr (newlines in library messages are folded), exit status 2."""
+    print(f"densitydiff: error: {' '.join(str(message).split())}", file=sys.stderr)
     return 2
 
 
@@ -81,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except InputError as exc:
         return _user_error(str(exc))
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        return _user_error(f"{exc.strerror}: {exc.filename}")
+    except OSError as exc:  # missing file, folder in the way, read-only, disk full, ...
+        where = f": {exc.filename}" if exc.filename else ""
+        return _user_error(f"{exc.strerror or exc}{where}")
     except MemoryError:
         return _user_error("out of memory; try a smaller --batch-size or tile size")
     except RuntimeError as exc:

@@ -111,6 +111,9 @@ def build(
     Resumable: run the same command again after an interruption. Example:
     densitydiff data build structures/ -o train.zarr --resolutions 2,3,4 --voxel-size 1 --workers 2
     """
+    from densitydiff.extras import require
+
+    require("data", what="data build")
     from densitydiff.data.build import BuildConfig, build_store
 
     res = _floats(resolutions, "--resolutions")
@@ -153,6 +156,9 @@ def merge(
     """
     import sys
 
+    from densitydiff.extras import require
+
+    require("data", what="data merge")
     from densitydiff.data.build import merge_stores
 
     result = merge_stores(shards, out)
@@ -168,13 +174,21 @@ def merge(
 def info(
     store: Path = typer.Argument(..., help="A store written by `densitydiff data build`."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    quick: bool = typer.Option(
+        False, "--quick", help="Check files and metadata only; do not decode every chunk."
+    ),
 ) -> None:
-    """Counts per split and resolution, patch size and bytes of a store.
+    """Counts per split and resolution, patch size and bytes of a store; checks it is whole.
 
+    Every chunk is decoded (a corrupt or half-built store exits 2); --quick skips decoding.
     Example: densitydiff data info train.zarr --json
     """
-    from densitydiff.data.layout import store_info
+    from densitydiff.extras import require
 
+    require("data", what="data info")
+    from densitydiff.data.layout import store_info, verify_store
+
+    verify_store(store, decode=not quick)
     rec = store_info(store)
     if as_json:
         print(json.dumps(rec))

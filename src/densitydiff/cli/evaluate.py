@@ -43,9 +43,12 @@ def evaluate(
 
     Example: densitydiff evaluate 1orc.pdb.gz --input-resolution 4 --report out
     """
+    import contextlib
     import json
 
+    from densitydiff.devices import check_device
     from densitydiff.errors import InputError
+    from densitydiff.outputs import atomic_dir, check_output_dir
     from densitydiff.report import results_json, structure_figures, write_csv, write_report
     from densitydiff.sharpen.evaluate import (
         check_resolutions,
@@ -60,40 +63,46 @@ def evaluate(
     if missing:
         raise InputError(f"structure file not found: {', '.join(missing)}")
     check_sampling(sampler, steps)
+    device = check_device(device)
+    if report is not None:
+        check_output_dir(report, "report.html")
     models = [] if no_models else (list(checkpoint) if checkpoint else ["default", "unet"])
     figures: dict = {}
+    stack = contextlib.ExitStack()  # the report is written in a temporary folder, renamed last
+    folder = stack.enter_context(atomic_dir(report, "report.html")) if report is not None else None
 
     def on_result(ev) -> None:
-        if report is not None:  # draw now so the volumes need not be kept
-            figures[ev.structure] = structure_figures(ev, report)
+        if folder is not None:  # draw now so the volumes need not be kept
+            figures[ev.structure] = structure_figures(ev, folder)
 
-    rows = evaluate_structures(
-        structures,
-        models,
-        input_resolution=input_resolution,
-        target_resolution=target_resolution,
-        voxel_size=voxel_size,
-        sampler=sampler,
-        steps=steps,
-        seed=seed,
-        on_result=on_result,
-        device=device,
-        batch_size=batch_size,
-        fix_elements=fix_elements,
-    )
-    summary = summarise(rows)
-    if csv_out is not None:
-        write_csv(rows, csv_out)
-    if report is not None:
-        settings = {
-            "input resolution (Å)": input_resolution,
-            "target resolution (Å)": target_resolution,
-            "models": ", ".join(models) or "none",
-            "sampler": sampler or "model default",
-            "steps": steps or "model default",
-            "seed": seed,
-        }
-        write_report(rows, report, figures=figures, settings=settings)
+    with stack:
+        rows = evaluate_structures(
+            structures,
+            models,
+            input_resolution=input_resolution,
+            target_resolution=target_resolution,
+            voxel_size=voxel_size,
+            sampler=sampler,
+            steps=steps,
+            seed=seed,
+            on_result=on_result,
+            device=device,
+            batch_size=batch_size,
+            fix_elements=fix_elements,
+        )
+        summary = summarise(rows)
+        if csv_out is not None:
+            write_csv(rows, csv_out)
+        if folder is not None:
+            settings = {
+                "input resolution (Å)": input_resolution,
+                "target resolution (Å)": target_resolution,
+                "models": ", ".join(models) or "none",
+                "sampler": sampler or "model default",
+                "steps": steps or "model default",
+                "seed": seed,
+            }
+            write_report(rows, folder, figures=figures, settings=settings)
     if as_json:
         print(json.dumps(results_json(rows, summary)))
     else:

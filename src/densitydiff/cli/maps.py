@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
 
 def info(
     path: Path = typer.Argument(..., help="Map file (.mrc .map .ccp4 .mrcs, .gz, .mtz)."),
@@ -16,10 +18,12 @@ def info(
 
     Example: densitydiff info emd_5168_monomer.mrc
     """
-    from densitydiff.formats.maps import read_map
+    import numpy as np
 
-    m = read_map(path)
-    a = m.array
+    from densitydiff.formats.maps import read_volume
+
+    m = read_volume(path)
+    a = m.array.astype(np.float64)  # float32 sums of large values overflow
     record = {
         "path": str(path),
         "shape_xyz": list(m.shape[::-1]),
@@ -42,9 +46,9 @@ def info(
 def _pair_on_one_grid(a_path: Path, b_path: Path, resample: bool):
     """Read two maps; put the second on the first's grid, or refuse when grids differ."""
     from densitydiff.errors import InputError
-    from densitydiff.formats.maps import read_map
+    from densitydiff.formats.maps import read_volume
 
-    a, b = read_map(a_path), read_map(b_path)
+    a, b = read_volume(a_path), read_volume(b_path)
     if not a.same_grid(b):
         if not resample:
             raise InputError(
@@ -63,12 +67,21 @@ def _read_mask(path: Path | None, like):
     if path is None:
         return None
     from densitydiff.errors import InputError
-    from densitydiff.formats.maps import read_map
+    from densitydiff.formats.maps import read_volume
 
-    mask = read_map(path)
+    mask = read_volume(path)
     if not mask.same_grid(like):
         raise InputError(f"mask {path} is not on the grid of the maps")
     return mask.array
+
+
+def _require_signal(path: Path, array, what: str) -> None:
+    """A constant map has no Fourier shell power: correlations with it are 0/0."""
+    from densitydiff.errors import InputError
+
+    if float(array.max()) == float(array.min()):
+        value = float(array.min())
+        raise InputError(f"{path}: the map is constant ({value:g}); {what} is undefined")
 
 
 def _fmt(value) -> str:
@@ -88,8 +101,13 @@ def fsc(
     Example: densitydiff fsc half1.mrc half2.mrc --mask mask.mrc --plot fsc.png
     """
     from densitydiff import metrics
+    from densitydiff.errors import InputError
 
+    if plot is not None and plot.suffix.lower() not in FIGURE_SUFFIXES:
+        raise InputError(f"--plot {plot}: a figure must end in {', '.join(FIGURE_SUFFIXES)}")
     a, b = _pair_on_one_grid(map_a, map_b, resample)
+    for path, m in ((map_a, a), (map_b, b)):
+        _require_signal(path, m.array, "FSC")
     voxel = a.require_isotropic("FSC")
     curve = metrics.fsc(a.array, b.array, voxel, mask=_read_mask(mask, a))
     record = {
@@ -130,7 +148,7 @@ def compare(
     """
     from densitydiff import metrics
     from densitydiff.errors import InputError
-    from densitydiff.formats.maps import read_map
+    from densitydiff.formats.maps import read_volume
     from densitydiff.structures import is_structure_file
 
     structure = None
@@ -140,7 +158,7 @@ def compare(
 
         if resolution is None:
             raise InputError("comparing against an atomic model needs --resolution (Å)")
-        target = read_map(map_path)
+        target = read_volume(map_path)
         structure = read_structure(reference)
         ref = simulate_map(structure, resolution, target.voxel_size, like=target)
     else:
@@ -154,6 +172,8 @@ def compare(
         from densitydiff.simulate.density import atom_mask
 
         mask = atom_mask(structure, target, mask_radius)
+    _require_signal(map_path, target.array, "compare")
+    _require_signal(reference, ref.array, "compare")
     voxel = target.require_isotropic("compare")
     record = metrics.compare_maps(target.array, ref.array, voxel, mask=mask)
     if as_json:

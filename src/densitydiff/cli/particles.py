@@ -84,8 +84,13 @@ def particles(
     import sys
 
     from densitydiff.errors import InputError
+    from densitydiff.extras import require
+    from densitydiff.outputs import check_output_dir
+
+    require("formats", what="simulate particles (particles.star)")
     from densitydiff.simulate import hetero
 
+    check_output_dir(output, "dataset.json")  # before any work: a file or foreign folder there
     if more_structures and not structures:
         raise InputError(f"unexpected arguments {more_structures}: models go after --structures")
     try:
@@ -117,17 +122,9 @@ def particles(
 def _device(name: str):
     import torch
 
-    from densitydiff.errors import InputError
+    from densitydiff.devices import check_device
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"unknown device {name!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no GPU is available")
-    return dev
+    return torch.device(check_device(name))
 
 
 def register(simulate_app: typer.Typer) -> None:

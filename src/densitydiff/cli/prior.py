@@ -32,6 +32,9 @@ def train(
 
     Example: densitydiff prior train z.50.pkl -o prior_run --epochs 400
     """
+    from densitydiff.extras import require
+
+    require("train", what="prior train")
     from densitydiff.prior.train import read_config, train_prior
 
     _set_threads(threads)
@@ -68,6 +71,10 @@ def sample(
 
     Example: densitydiff prior sample prior_run -n 10000 -o z_prior.pkl --method ode
     """
+    from densitydiff.extras import require
+
+    ode = ["prior"] if method == "ode" else []
+    require("train", *ode, what=f"prior sample --method {method}")
     from densitydiff.prior.latents import save_latents
     from densitydiff.prior.sample import load_prior, sample_prior
 
@@ -102,6 +109,9 @@ def interpolate(
     Example: densitydiff prior interpolate prior_run --start 0 --end 17 --steps 10 -o path.pkl
     """
     from densitydiff.errors import InputError
+    from densitydiff.extras import require
+
+    require("train", *(["prior"] if through == "noise" else []), what="prior interpolate")
     from densitydiff.prior.interpolate import interpolate as run_interpolate
     from densitydiff.prior.latents import parse_vector, save_latents
     from densitydiff.prior.sample import load_prior
@@ -139,6 +149,9 @@ def evaluate(
     Example: densitydiff prior evaluate prior_run z.50.pkl --json
     """
     from densitydiff.errors import InputError
+    from densitydiff.extras import require
+
+    require("train", *(["prior"] if method == "ode" else []), what="prior evaluate")
     from densitydiff.prior.evaluate import evaluate_prior
     from densitydiff.prior.latents import load_latents
     from densitydiff.prior.sample import load_prior
@@ -178,6 +191,9 @@ def plot(
     Example: densitydiff prior plot prior_run z.50.pkl -o prior.png
     """
     from densitydiff.errors import InputError
+    from densitydiff.extras import require
+
+    require("train", "prior", what="prior plot")
     from densitydiff.prior.latents import load_latents
     from densitydiff.prior.plot import plot_prior
     from densitydiff.prior.sample import load_prior

@@ -50,9 +50,10 @@ def sharpen(
     import sys
     import time
 
+    from densitydiff.devices import check_device
     from densitydiff.errors import InputError
-    from densitydiff.formats.maps import MAP_SUFFIXES, read_map, write_map
-    from densitydiff.outputs import atomic_path
+    from densitydiff.formats.maps import MAP_SUFFIXES, read_volume, write_map
+    from densitydiff.outputs import atomic_path, output_lock
 
     start = time.perf_counter()
     if input_resolution is None:
@@ -68,19 +69,23 @@ def sharpen(
             raise InputError(f"no such directory for {path}")
     if std_out is not None and std_out.resolve() == out.resolve():
         raise InputError("--std-out must differ from -o")
-    density = read_map(inp)
+    if inp.resolve() in {p.resolve() for p in [out, std_out] if p is not None}:
+        raise InputError(f"the output would overwrite the input {inp}; choose another -o")
+    sidecar = out.with_suffix(".json")
+    _check_sidecar(sidecar)
+    device = check_device(device)
+    density = read_volume(inp)
     t_read = time.perf_counter() - start
 
     from densitydiff.sharpen.checkpoint import load_sharpener
     from densitydiff.sharpen.infer import sharpen_map
     from densitydiff.sharpen.train import versions
 
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda: no CUDA device is available; use --device cpu")
     sharpener = load_sharpener(checkpoint, device=device)
+    if sharpener.kind == "ddpm":  # the DDPM's samplers are diffusers' schedulers
+        from densitydiff.extras import require
+
+        require("train", what=f"sharpening with {sharpener.name} (a diffusion model)")
     result = sharpen_map(
         density,
         sharpener,
@@ -95,9 +100,6 @@ def sharpen(
         progress=sys.stderr.isatty() if progress is None else progress,
         exact_tiles=exact_tiles,
     )
-    write_map(out, result.mean)
-    if std_out is not None and result.std is not None:
-        write_map(std_out, result.std)
     from densitydiff.sharpen.config import to_dict
 
     record = {
@@ -118,9 +120,14 @@ def sharpen(
         "versions": versions(),
     }
     record["seconds"]["total"] = round(time.perf_counter() - start, 3)
-    sidecar = out.with_suffix(".json")
-    with atomic_path(sidecar) as tmp:
-        tmp.write_text(json.dumps(record, indent=1, default=str) + "\n")
+    # one run at a time per -o (never one run's map with another's record); the map goes last,
+    # so a map on disk always has its std map and record beside it
+    with output_lock(out):
+        if std_out is not None and result.std is not None:
+            write_map(std_out, result.std)
+        with atomic_path(sidecar) as tmp:
+            tmp.write_text(json.dumps(record, indent=1, default=str) + "\n")
+        write_map(out, result.mean)
     note = result.info.get("note")
     if note:
         print(f"note: {note}", file=sys.stderr)
@@ -128,6 +135,26 @@ def sharpen(
         f"sharpened {inp} -> {out} with {sharpener.name} ({sharpener.kind}): "
         f"{result.n_tiles} tiles ({result.n_skipped} solvent, skipped), {result.seconds:.1f} s"
     )
+
+
+def _check_sidecar(path: Path) -> None:
+    """OUT.json is replaced only when it is an earlier sharpen record, never an unrelated file."""
+    import json
+
+    from densitydiff.errors import InputError
+
+    if not path.exists():
+        return
+    try:
+        record = json.loads(path.read_text())
+        ours = isinstance(record, dict) and {"command", "model", "inference"} <= set(record)
+    except (OSError, UnicodeDecodeError, ValueError):
+        ours = False
+    if not ours:
+        raise InputError(
+            f"{path} exists and is not a sharpen record; the run record would overwrite it "
+            "(choose another -o or move the file)"
+        )
 
 
 def register(app: typer.Typer) -> None:

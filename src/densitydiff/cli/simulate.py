@@ -32,11 +32,18 @@ def simulate_map_command(
 
     Example: densitydiff simulate map 3mfp.pdb.gz -o 3mfp_4A.mrc --resolution 4
     """
-    from densitydiff.formats.maps import read_map, write_map
+    from densitydiff.errors import InputError
+    from densitydiff.formats.maps import read_volume, write_map
     from densitydiff.simulate.density import simulate_map
     from densitydiff.structures import read_structure
 
-    grid = read_map(like) if like is not None else None
+    grid = read_volume(like) if like is not None else None
+    voxel = max(grid.voxel_size) if grid is not None else voxel_size
+    if resolution > 0 and voxel > 0 and resolution < 2 * voxel * (1 - 1e-6):
+        raise InputError(
+            f"--resolution {resolution} Å is finer than the grid can hold: Nyquist of "
+            f"{voxel} Å voxels is {2 * voxel:g} Å (use a smaller --voxel-size)"
+        )
     structure = read_structure(model, fix_elements=fix_elements)
     density = simulate_map(
         structure,

@@ -40,8 +40,10 @@ def sharpen(
     import sys
 
     from densitydiff.errors import InputError
+    from densitydiff.extras import require
     from densitydiff.sharpen.config import load_config
 
+    require("train", "data", what="train sharpen")
     if precision is not None and precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     if config is None and resume and (out / "config.yaml").is_file():

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from densitydiff.data.layout import (
+    complete_structures,
     is_complete,
     open_root,
     read_root,
@@ -121,8 +122,10 @@ def find_structures(inputs: Iterable[str | os.PathLike]) -> dict[str, Path]:
             sid = structure_id(p)
             if not sid or "/" in sid or sid.startswith("."):
                 raise InputError(f"cannot name a structure after file {p}")
-            if sid in out and out[sid] != p:
-                raise InputError(f"two structures named {sid!r}: {out[sid]} and {p}")
+            if sid in out:
+                same = out[sid].resolve() == p.resolve()
+                other = f"two structures named {sid!r}: {out[sid]} and {p}"
+                raise InputError(f"{p} is given twice" if same else other)
             out[sid] = p
     if not out:
         raise InputError("no structures given (pass files or directories of .pdb/.cif[.gz])")
@@ -220,7 +223,21 @@ def build_one(store: str, sid: str, path: str, config_json: dict) -> dict:
     Returns {"id", "status": "ok"|"failed"|"empty", "n_patches", "seconds", "message"}.
     Anything an unreadable or odd structure raises is reported; KeyboardInterrupt is not caught.
     """
+    from densitydiff.outputs import output_lock
+
+    group = Path(store) / "structures" / sid
+    try:  # one run per structure: a second build of the same store skips what the first holds
+        with output_lock(group):
+            return _build_locked(store, sid, path, config_json)
+    except InputError as exc:
+        return {"id": sid, "status": "failed", "message": str(exc), "n_patches": 0}
+
+
+def _build_locked(store: str, sid: str, path: str, config_json: dict) -> dict:
     t0 = time.perf_counter()
+    if is_complete(Path(store), sid):  # finished by another run meanwhile
+        return {"id": sid, "status": "ok", "n_patches": 0, "seconds": 0.0, "message": ""}
+    shutil.rmtree(Path(store) / "structures" / sid, ignore_errors=True)  # a killed run's part
     config = config_from_json(config_json)
     rng = np.random.default_rng(stable_hash(config.seed, sid))
     try:
@@ -293,12 +310,14 @@ def build_store(
         ids, config.seed, config.val_fraction, config.test_fraction, config.held_out
     )
     store = Path(out)
+    if store.exists() and not (store.is_dir() and (store / "zarr.json").is_file()):
+        if not store.is_dir() or any(store.iterdir()):
+            raise InputError(f"{store} exists and is not a patch store; choose a new -o")
+    created = not (store / "zarr.json").exists()
     open_root(store, root_attrs(config, split, {s: found[s].name for s in ids}, shard))
     mine = ids if shard is None else ids[shard[0] :: shard[1]]
     done = [s for s in mine if is_complete(store, s)]
-    todo = [s for s in mine if s not in set(done)]
-    for sid in todo:  # leftovers of an interrupted run
-        shutil.rmtree(store / "structures" / sid, ignore_errors=True)
+    todo = [s for s in mine if s not in set(done)]  # leftovers of a killed run: build_one
 
     from tqdm.auto import tqdm
 
@@ -333,6 +352,8 @@ def build_store(
     )
     if not summary.built and not summary.already_complete and summary.failed:
         sid, message = sorted(summary.failed.items())[0]
+        if created and not complete_structures(store):  # a new store that holds nothing
+            shutil.rmtree(store, ignore_errors=True)
         raise InputError(
             f"none of {len(summary.failed)} structures could be built; {sid}: {message}"
         )

@@ -193,6 +193,50 @@ def complete_structures(store: str | os.PathLike) -> dict[str, dict]:
     return out
 
 
+def verify_store(store: str | os.PathLike, decode: bool = True) -> int:
+    """Check every structure group: readable, complete, each array whole; return the count.
+
+    Raises InputError for unreadable metadata, a half-built group (a build stopped: run it
+    again), an array with missing chunks (a build never leaves a patch unwritten: each holds
+    density) or, with `decode`, a chunk that does not decode. Without `decode` only files are
+    listed, which is quick.
+    """
+    import zarr
+
+    store = Path(store)
+    meta = read_root(store)
+    base = store / "structures"
+    groups = sorted(d for d in base.iterdir() if d.is_dir()) if base.is_dir() else []
+    for d in groups:
+        try:
+            attrs = json.loads((d / "zarr.json").read_text()).get("attributes", {})
+        except (OSError, ValueError) as exc:
+            raise InputError(f"corrupt store: unreadable {d / 'zarr.json'} ({exc})") from None
+        if not attrs.get("complete"):
+            raise InputError(
+                f"{store}: structure {d.name} is half-built (a build stopped); run the same "
+                "`densitydiff data build` again to finish it"
+            )
+        n = int(attrs.get("n_patches", -1))
+        for r in meta["resolutions"]:
+            path = d / array_name(r)
+            try:
+                array = zarr.open_array(path, mode="r")
+                stored, expected = array.nchunks_initialized, array.nchunks
+            except Exception as exc:  # noqa: BLE001 - zarr raises many types for bad metadata
+                msg = " ".join(str(exc).split())[:200] or type(exc).__name__
+                raise InputError(f"corrupt store: unreadable array {path} ({msg})") from None
+            if array.shape[0] != n:
+                raise InputError(f"corrupt store: {path} holds {array.shape[0]} patches, not {n}")
+            if stored < expected:
+                raise InputError(f"corrupt store: {path} misses {expected - stored} chunk files")
+            if decode:
+                reader = ChunkReader.open(path)
+                for p in range(n):
+                    reader[p]
+    return len(groups)
+
+
 def store_info(store: str | os.PathLike) -> dict:
     """Counts per split and resolution, patch size and bytes of a store."""
     store = Path(store)
@@ -276,5 +320,9 @@ class ChunkReader:
             raw = file.read_bytes()
         except FileNotFoundError:  # zarr leaves chunks equal to the fill value unwritten
             return np.full(self.shape, self.fill_value, dtype=self.dtype)
-        data = self.codec.decode(raw) if self.codec is not None else raw
-        return np.frombuffer(data, dtype=self.dtype).reshape(self.shape)
+        try:
+            data = self.codec.decode(raw) if self.codec is not None else raw
+            return np.frombuffer(data, dtype=self.dtype).reshape(self.shape)
+        except Exception as exc:  # noqa: BLE001 - codecs raise many types for damaged bytes
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            raise InputError(f"corrupt chunk {file} in the store ({msg})") from None

@@ -63,3 +63,18 @@ def write_map(path: str | os.PathLike, density: DensityMap) -> Path:
 
     write_mrc(path, density)
     return path
+
+
+def read_volume(path: str | os.PathLike) -> DensityMap:
+    """`read_map` for commands that need a 3-D map: an image stack (.mrcs, or the stack flag in
+    the header) is refused instead of being read as a volume of images."""
+    path = Path(path)
+    if path.is_file() and _suffix(path) in MAP_SUFFIXES:
+        from densitydiff.formats.mrc import stack_size
+
+        n = stack_size(path)
+        if n is not None:
+            raise InputError(
+                f"{path}: is a stack of {n} 2-D images (.mrcs or image-stack header), not a 3-D map"
+            )
+    return read_map(path)

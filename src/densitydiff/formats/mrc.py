@@ -33,6 +33,26 @@ def _is_stack_name(path: Path) -> bool:
     return path.name.lower().removesuffix(".gz").endswith(".mrcs")
 
 
+def stack_size(path: str | Path) -> int | None:
+    """Number of images when `path` is an image stack (.mrcs name or stack header), else None.
+
+    Reads the header only; a file mrcfile cannot open is left to `read_mrc` to report.
+    """
+    import mrcfile
+
+    path = Path(path)
+    try:
+        with mrcfile.open(path, mode="r", permissive=True, header_only=True) as mrc:
+            # space group 0 alone is no proof: EMDB maps carry it too (emd_5168); a stack
+            # written to MRC2014 has one section per image (MZ = 1) over NZ > 1 images
+            header = mrc.header
+            flagged = int(header.ispg) == 0 and int(header.mz) == 1 and int(header.nz) > 1
+            stack = flagged or _is_stack_name(path)
+            return int(header.nz) if stack else None
+    except (ValueError, OSError, EOFError, MemoryError):
+        return None
+
+
 def _axis_order(mapc: int, mapr: int, maps: int) -> tuple[int, int, int]:
     axes = (mapc, mapr, maps)
     return axes if sorted(axes) == [1, 2, 3] else (1, 2, 3)
@@ -76,8 +96,14 @@ def read_mrc(path: str | Path) -> DensityMap:
     if not np.all(np.isfinite(array)):
         bad = int(np.count_nonzero(~np.isfinite(array)))
         raise InputError(f"{path}: the map contains {bad} NaN or infinite values")
-    if not np.all(np.isfinite(voxel_xyz)) or np.any(voxel_xyz <= 0):
-        voxel_xyz = np.ones(3)  # no usable cell: ChimeraX also falls back to 1 Å
+    if (not np.all(np.isfinite(voxel_xyz)) or np.any(voxel_xyz <= 0)) and is_stack:
+        voxel_xyz = np.ones(3)  # stacks often carry no cell: 1 Å, as ChimeraX does
+    elif not np.all(np.isfinite(voxel_xyz)) or np.any(voxel_xyz <= 0):
+        raise InputError(
+            f"{path}: the header gives voxel size {tuple(float(v) for v in voxel_xyz)} Å (x, y, "
+            "z; cell / grid), which is not positive; set the voxel size in the header (e.g. "
+            "ChimeraX: volume #1 voxelSize 1.0; save)"
+        )
     if is_stack:
         voxel_xyz[2] = voxel_xyz[0]  # a stack's third axis is the image index: pixel size
     origin_xyz = _origin_xyz(origin_field, nstart_crs, axes_crs, voxel_xyz, m_xyz, data.shape)

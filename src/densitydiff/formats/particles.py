@@ -82,3 +82,14 @@ def _check_poses(rot: np.ndarray, trans: np.ndarray | None, path: Path) -> None:
     err = np.abs(rot @ rot.transpose(0, 2, 1) - np.eye(3)).max() if len(rot) else 0.0
     if err > 1e-3:
         raise InputError(f"{path}: rotations are not orthonormal (max |R R^T - I| = {err:.2g})")
+
+
+def check_counts(n_images: int, **per_image: np.ndarray | None) -> None:
+    """Each per-image array (poses, ctf, ...) has one row per image of the stack.
+
+    A poses.pkl from another stack is the classic mistake: it loads fine and misaligns every
+    image. Raises InputError naming the first array whose length disagrees.
+    """
+    for name, array in per_image.items():
+        if array is not None and len(array) != n_images:
+            raise InputError(f"{name} has {len(array)} rows but the stack holds {n_images} images")

@@ -33,12 +33,22 @@ class PriorModule(pl.LightningModule):
         self.register_buffer("mean", torch.zeros(dim) if mean is None else torch.as_tensor(mean))
         self.register_buffer("std", torch.ones(dim) if std is None else torch.as_tensor(std))
 
+    def step_generator(self) -> torch.Generator:
+        """The noise of a step depends on (seed, step) only: a resumed run draws what an
+        uninterrupted one would have drawn (the global RNG is not in the checkpoint)."""
+        seed = int(self.config.get("seed", 0)) * 1_000_003 + int(self.global_step)
+        return torch.Generator().manual_seed(seed)
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        g = self.step_generator()
         z = batch[0]
         if len(batch) > 1:
-            z = z + torch.exp(0.5 * batch[1]) * torch.randn_like(z)
+            eps = torch.randn(z.shape, generator=g, dtype=z.dtype).to(z.device)
+            z = z + torch.exp(0.5 * batch[1]) * eps
         x = (z - self.mean) / self.std
-        loss = edm_loss(self.denoiser, x, p_mean=self.config["p_mean"], p_std=self.config["p_std"])
+        loss = edm_loss(
+            self.denoiser, x, p_mean=self.config["p_mean"], p_std=self.config["p_std"], generator=g
+        )
         self.log("loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 

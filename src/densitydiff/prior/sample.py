@@ -56,11 +56,16 @@ def load_prior(path: str | os.PathLike) -> Prior:
         raise InputError(f"{path}: not a readable prior checkpoint ({msg})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise InputError(f"{path}: not a densitydiff prior checkpoint")
-    denoiser = build_denoiser(int(blob["dim"]), blob["config"])
-    denoiser.load_state_dict(blob["state_dict"])
+    try:
+        denoiser = build_denoiser(int(blob["dim"]), blob["config"])
+        denoiser.load_state_dict(blob["state_dict"])
+        stats = LatentStats(blob["mean"].numpy(), blob["std"].numpy())
+        latents = blob["latents"].numpy()
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+        what = f"missing {err}" if isinstance(err, KeyError) else " ".join(str(err).split())
+        raise InputError(f"{path}: damaged prior checkpoint ({what[:200]})") from None
     denoiser.eval().requires_grad_(False)
-    stats = LatentStats(blob["mean"].numpy(), blob["std"].numpy())
-    return Prior(denoiser, stats, blob["config"], blob["latents"].numpy())
+    return Prior(denoiser, stats, blob["config"], latents)
 
 
 def sample_prior(

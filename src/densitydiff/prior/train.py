@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import shutil
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from densitydiff.errors import InputError
-from densitydiff.outputs import atomic_path
+from densitydiff.outputs import atomic_checkpoint_io, atomic_path, output_lock
 from densitydiff.prior.latents import Latents, LatentStats, load_latents
 
 FORMAT = "densitydiff.prior/1"
@@ -112,10 +113,58 @@ def train_prior(
     stats = LatentStats.fit(data, posterior=config.posterior)
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / "last.ckpt"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(f"{run_dir} exists and is not a folder; choose a new -o")
     if resume and not last.is_file():
         raise InputError(f"nothing to resume: {last} does not exist")
     if not resume and (run_dir / "prior.pt").exists():
         raise InputError(f"{run_dir} already holds a trained prior; use --resume or a new -o")
+    if resume:
+        _check_checkpoint(last)
+    created = not run_dir.exists()
+    with output_lock(run_dir):
+        try:
+            return _fit(data, stats, source, run_dir, config, resume, progress)
+        except BaseException:  # a run that never checkpointed leaves no folder behind
+            if created and not last.exists():
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+
+
+class EpochShuffle:
+    """A permutation per epoch from (seed, epoch) alone; Lightning calls `set_epoch`, so a
+    resumed run sees the batches an uninterrupted one would have seen."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        import torch
+
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _check_checkpoint(path: Path) -> None:
+    """Refuse a checkpoint that torch.load(weights_only=True) cannot read (truncated, unsafe)."""
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - pickle, zip and torch errors alike
+        msg = " ".join(str(err).split())[:200] or type(err).__name__
+        raise InputError(f"cannot resume from {path}: {msg}") from None
+
+
+def _fit(data, stats, source, run_dir: Path, config, resume: bool, progress: bool) -> Path:
+    ckpt_dir = run_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
     run_dir.mkdir(parents=True, exist_ok=True)
 
     import lightning.pytorch as pl  # heavy: only once the inputs are known to be good
@@ -146,14 +195,14 @@ def train_prior(
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(*tensors),
         batch_size=min(config.batch_size, len(data.mu)),
-        shuffle=True,
-        generator=torch.Generator().manual_seed(config.seed),
+        sampler=EpochShuffle(len(data.mu), config.seed),
     )
     module = PriorModule(data.mu.shape[1], asdict(config), stats.mean, stats.std)
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=ckpt_dir, save_last=True, save_top_k=1, every_n_epochs=1
     )
     trainer = pl.Trainer(
+        plugins=[atomic_checkpoint_io()],
         max_epochs=config.epochs,
         accelerator="auto",
         devices=1,

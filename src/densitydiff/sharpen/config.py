@@ -170,14 +170,41 @@ def from_dict(data: dict[str, Any]) -> SharpenConfig:
         "optim": OptimConfig,
         "trainer": TrainerConfig,
     }
-    kwargs = {k: (sections[k](**v) if k in sections else v) for k, v in data.items()}
+    try:
+        kwargs = {k: (sections[k](**v) if k in sections else v) for k, v in data.items()}
+    except TypeError:
+        bad = [k for k in sections if not isinstance(data.get(k), dict)]
+        raise InputError(f"config sections {bad} must be mappings of keys to values") from None
     config = SharpenConfig(**kwargs)
     validate(config)
     return config
 
 
+_SCALARS = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _check_types(section, where: str = "") -> None:
+    """Each scalar field holds its declared type (YAML `max_steps: a` is refused here)."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_types(value, f"{where}{f.name}.")
+            continue
+        kinds = _SCALARS.get(str(f.type))
+        wrong_bool = isinstance(value, bool) and str(f.type) in ("int", "float")
+        if kinds is not None and (not isinstance(value, kinds) or wrong_bool):
+            raise InputError(f"config {where}{f.name} must be {f.type}, got {value!r}")
+        if str(f.type) == "list[int]" and not (
+            isinstance(value, list) and all(isinstance(v, int) for v in value)
+        ):
+            raise InputError(f"config {where}{f.name} must be a list of integers, got {value!r}")
+
+
 def validate(config: SharpenConfig) -> None:
     """Raise InputError on values no run could use."""
+    _check_types(config)
+    if not 0 <= config.seed < 2**32:
+        raise InputError(f"seed must lie in 0 .. 2**32 - 1, got {config.seed}")
     if config.model not in MODELS:
         raise InputError(f"unknown model {config.model!r}: use one of {', '.join(MODELS)}")
     if config.loss not in ("l1", "l2"):

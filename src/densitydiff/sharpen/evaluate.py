@@ -70,6 +70,10 @@ def resolve_sharpeners(sharpeners: Sequence, device: str = "cpu") -> list:
             from densitydiff.sharpen.checkpoint import load_sharpener
 
             s = load_sharpener(s, device=device)
+        if s.kind == "ddpm":  # its samplers are diffusers' schedulers: fail before any work
+            from densitydiff.extras import require
+
+            require("train", what=f"{s.name} (a diffusion model)")
         out.append(s)
     seen: dict[str, int] = {}
     for s in out:  # two checkpoints both called "last" must stay apart in the table

@@ -252,6 +252,7 @@ def sharpen_map(
     from tqdm import tqdm
 
     bar = tqdm(total=n_tiles * draws, disable=not progress, unit="tile", desc="sharpen")
+    batch_size = max(1, min(batch_size, n_tiles))  # a batch larger than the map holds nothing
     res_in = torch.full((batch_size,), float(input_resolution), device=device)
     res_out = torch.full((batch_size,), float(target_resolution), device=device)
     run_mean = np.zeros(shape, np.float32) if draws > 1 else None

@@ -10,34 +10,17 @@ scheduler and EMA state.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from densitydiff.errors import InputError
-from densitydiff.outputs import atomic_path
+from densitydiff.outputs import atomic_checkpoint_io, atomic_path, output_lock
 from densitydiff.sharpen.config import SharpenConfig, dump_config, from_dict, to_dict
-
-
-def _atomic_checkpoint_io():
-    """A CheckpointIO that writes via temp file + os.replace in the checkpoint's directory.
-
-    Lightning's default `_atomic_save` goes through an fsspec transaction whose local temp
-    file lives in the system temp dir; committing it is `shutil.move`, a copy (not atomic)
-    when the run directory is on another filesystem, as on clusters.
-    """
-    import torch
-    from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-            path = Path(path)
-            with atomic_path(path, suffix=".tmp") as tmp:
-                torch.save(checkpoint, tmp)
-
-    return AtomicCheckpointIO()
 
 
 def _checkpoint_callbacks(ckpt_dir: Path, every: int, has_val: bool) -> list:
@@ -105,6 +88,9 @@ def _open_store(data: str | Path):
     if not Path(data).exists():
         raise InputError(f"no training store at {data}")
     from densitydiff.data.dataset import PatchDataset
+    from densitydiff.data.layout import verify_store
+
+    verify_store(data, decode=False)  # half-built or damaged: refused before any work
 
     train = PatchDataset(data, split="train", augment=True)
     try:
@@ -136,7 +122,74 @@ def train_sharpen(
     progress_bar: bool | None = None,
     argv: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Train the configured model; return {"run_dir", "global_step", "last", "best"}."""
+    """Train the configured model; return {"run_dir", "global_step", "last", "best"}.
+
+    One run per folder at a time (a lock); a run that fails before its first checkpoint
+    removes the folder it created, so a folder holds either a resumable run or nothing.
+    """
+    config = from_dict(config) if isinstance(config, dict) else config
+    if (data is None) == (dataset is None):
+        raise InputError("give exactly one of a training store (data) or a dataset")
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(f"{run_dir} exists and is not a folder; choose a new -o")
+    if resume and not last.is_file():
+        raise InputError(f"cannot resume: no checkpoint at {last}")
+    if not resume and last.exists():
+        raise InputError(f"{run_dir} already holds a run; pass --resume or choose a new -o")
+    if resume:
+        check_checkpoint(last)
+    if data is not None:
+        dataset, val_dataset = _open_store(data)
+    if len(dataset) == 0:
+        raise InputError("the training set is empty")
+    _check_patch(config, dataset)
+    if not _is_rank_zero():  # DDP's other processes run this too: rank 0 holds the folder
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return _fit(config, run_dir, dataset, val_dataset, resume, callbacks, progress_bar, argv)
+    with output_lock(run_dir), _removed_unless_checkpointed(run_dir, last):
+        return _fit(config, run_dir, dataset, val_dataset, resume, callbacks, progress_bar, argv)
+
+
+def _is_rank_zero() -> bool:
+    return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+
+
+def check_checkpoint(path: Path) -> None:
+    """Refuse a checkpoint that torch.load(weights_only=True) cannot read (truncated, unsafe)."""
+    from densitydiff.sharpen.checkpoint import _torch_load
+
+    _torch_load(path)
+
+
+def _check_patch(config: SharpenConfig, dataset) -> None:
+    """The U-Net halves the patch len(widths) - 1 times: the patch edge must allow it."""
+    patch = getattr(dataset, "patch", None)
+    factor = 2 ** (len(config.net.widths) - 1)
+    if patch is not None and int(patch) % factor:
+        raise InputError(
+            f"patch edge {patch} is not divisible by {factor}, the downsampling of a "
+            f"{len(config.net.widths)}-level U-Net; build the store with --patch a multiple of "
+            f"{factor} or use fewer net.widths"
+        )
+
+
+@contextlib.contextmanager
+def _removed_unless_checkpointed(run_dir: Path, last: Path):
+    """A run that fails before its first checkpoint leaves no folder behind (if it made it)."""
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if created and not last.exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _fit(config, run_dir, dataset, val_dataset, resume, callbacks, progress_bar, argv) -> dict:
     import lightning as L
     import torch
     from lightning.pytorch.loggers import CSVLogger
@@ -144,26 +197,12 @@ def train_sharpen(
     from densitydiff.sharpen.callbacks import PerformanceMonitor, SharpeningMonitor
     from densitydiff.sharpen.module import SharpenModule
 
-    config = from_dict(config) if isinstance(config, dict) else config
-    if (data is None) == (dataset is None):
-        raise InputError("give exactly one of a training store (data) or a dataset")
-    run_dir = Path(run_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
-    if resume and not last.is_file():
-        raise InputError(f"cannot resume: no checkpoint at {last}")
-    if not resume and last.exists():
-        raise InputError(f"{run_dir} already holds a run; pass --resume or choose a new -o")
-    if data is not None:
-        dataset, val_dataset = _open_store(data)
-    if len(dataset) == 0:
-        raise InputError("the training set is empty")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    ckpt_dir = last.parent
 
     t = config.trainer
     L.seed_everything(config.seed, workers=True, verbose=False)
-    is_zero = int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
-    if is_zero:
+    if _is_rank_zero():
         _write_run_files(run_dir, config, dataset, argv)
 
     loader_kw = dict(
@@ -211,7 +250,7 @@ def train_sharpen(
         log_every_n_steps=t.log_every_n_steps,
         logger=loggers,
         callbacks=cbs,
-        plugins=[_atomic_checkpoint_io()],
+        plugins=[atomic_checkpoint_io()],
         default_root_dir=run_dir,
         enable_progress_bar=progress_bar if progress_bar is not None else sys.stderr.isatty(),
         enable_model_summary=False,

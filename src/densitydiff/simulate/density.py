@@ -64,7 +64,14 @@ def _atoms(structure) -> tuple[np.ndarray, list, np.ndarray, np.ndarray]:
         b.append(atom.b_iso)
     if not pos:
         raise InputError("the structure has no atoms")
-    return np.asarray(pos, dtype=float), elements, np.asarray(occ), np.asarray(b)
+    pos_a, occ_a, b_a = np.asarray(pos, dtype=float), np.asarray(occ), np.asarray(b)
+    bad = ~(np.isfinite(pos_a).all(axis=1) & np.isfinite(occ_a) & np.isfinite(b_a))
+    if bad.any():
+        raise InputError(
+            f"the structure has {int(bad.sum())} atoms with NaN or infinite coordinates, "
+            "occupancies or B-factors"
+        )
+    return pos_a, elements, occ_a, b_a
 
 
 def _positive(value, name: str) -> float:

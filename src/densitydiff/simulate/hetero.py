@@ -23,7 +23,7 @@ import numpy as np
 
 from densitydiff.errors import InputError
 from densitydiff.maps import voxel_triple
-from densitydiff.outputs import atomic_path
+from densitydiff.outputs import atomic_dir, atomic_path
 
 
 @dataclass
@@ -269,10 +269,27 @@ class Acquisition:
     amplitude_contrast: float = 0.1  # w
 
     def __post_init__(self) -> None:
-        d0, d1 = (float(d) for d in self.defocus)
-        if not (0 < d0 <= d1) or not math.isfinite(d1):
-            raise InputError(f"defocus range must satisfy 0 < MIN <= MAX (Å), got {self.defocus!r}")
-        object.__setattr__(self, "defocus", (d0, d1))
+        """Settings a data set can be simulated with (InputError otherwise)."""
+        lo, hi = (float(d) for d in self.defocus)
+        if not (0 < lo <= hi and math.isfinite(hi)):
+            raise InputError(
+                f"--defocus MIN MAX must satisfy 0 < MIN <= MAX (Å), got {lo:g} {hi:g}"
+            )
+        object.__setattr__(self, "defocus", (lo, hi))
+        a = self
+        checks = [
+            (a.astigmatism >= 0 and math.isfinite(a.astigmatism),
+             f"--astigmatism {a.astigmatism} < 0"),
+            (a.max_shift >= 0 and math.isfinite(a.max_shift), f"--max-shift {a.max_shift} < 0"),
+            (a.voltage > 0 and math.isfinite(a.voltage),
+             f"--voltage must be positive, got {a.voltage}"),
+            (a.cs >= 0 and math.isfinite(a.cs), f"--cs must be >= 0 mm, got {a.cs}"),
+            (0 <= a.amplitude_contrast <= 1,
+             f"--amplitude-contrast must lie in [0, 1], got {a.amplitude_contrast}"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise InputError(message)
 
 
 @dataclass
@@ -466,14 +483,28 @@ def simulate_particles(
 
     Steps: draw every image's parameters, form the clean images state by state, add noise of
     sigma^2 = signal variance / SNR, write poses, CTF, star file and ground truth, the record.
+    The folder appears whole or not at all (`atomic_dir`); an existing earlier data set there
+    (it holds dataset.json) is replaced, any other non-empty folder is refused.
     """
+    _check_image_arguments(n_images, box, pixel_size, snr, chunk_size)
+    # everything is written in a temporary folder renamed when dataset.json, the last file, is in
+    with atomic_dir(out_dir, "dataset.json") as out:
+        return _simulate_into(
+            out, source, n_images=n_images, box=box, pixel_size=pixel_size, snr=snr, seed=seed,
+            acquisition=acquisition, chunk_size=chunk_size, device=device, progress=progress,
+            command=command,
+        )  # fmt: skip
+
+
+def _simulate_into(
+    out: Path, source: Source, *, n_images, box, pixel_size, snr, seed, acquisition, chunk_size,
+    device, progress, command,
+) -> dict:  # fmt: skip
+    """The body of `simulate_particles`, writing into the (temporary) folder `out`."""
     from tqdm import tqdm
 
     from densitydiff.formats.mrcs import ParticleWriter
 
-    _check_image_arguments(n_images, box, pixel_size, snr, chunk_size)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     p = draw_parameters(source, n_images, box, pixel_size, rng, acquisition)
     bar = tqdm(total=2 * n_images, desc="simulate particles", unit="img", disable=not progress)
