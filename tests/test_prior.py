@@ -101,7 +101,7 @@ def test_bad_latents_are_refused(tmp_path, cli):
 def test_training_run_records_and_loads_weights_only(run):
     path = run / "run" / "prior.pt"
     blob = torch.load(path, weights_only=True)
-    assert blob["dim"] == 8 and blob["config"]["seed"] == 3 and blob["epochs_trained"] == 30
+    assert blob["dim"] == 8 and blob["config"]["seed"] == 3 and blob["epochs_trained"] == 40
     record = yaml.safe_load((run / "run" / "config.yaml").read_text())
     assert record["config"]["width"] == 64 and record["config"]["epochs"] == 30
     assert {"torch", "lightning", "densitydiff", "numpy"} <= set(record["versions"])
