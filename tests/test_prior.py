@@ -103,7 +103,7 @@ def test_training_run_records_and_loads_weights_only(run):
     blob = torch.load(path, weights_only=True)
     assert blob["dim"] == 8 and blob["config"]["seed"] == 3 and blob["epochs_trained"] == 40
     record = yaml.safe_load((run / "run" / "config.yaml").read_text())
-    assert record["config"]["width"] == 64 and record["config"]["epochs"] == 30
+    assert record["config"]["width"] == 64 and record["config"]["epochs"] == 40
     assert {"torch", "lightning", "densitydiff", "numpy"} <= set(record["versions"])
     assert (run / "run" / "checkpoints" / "last.ckpt").is_file()
     assert np.allclose(blob["mean"].numpy(), np.load(run / "z.npy").mean(0), atol=1e-5)
