@@ -288,21 +288,26 @@ class Acquisition:
     amplitude_contrast: float = 0.1  # w
 
     def __post_init__(self) -> None:
-        d0, d1 = (float(d) for d in self.defocus)
-        if not (0 < d0 <= d1) or not math.isfinite(d1):
-            raise InputError(f"defocus range must satisfy 0 < MIN <= MAX (Å), got {self.defocus!r}")
-        object.__setattr__(self, "defocus", (d0, d1))
-        ok = lambda v, low=0.0: math.isfinite(v) and v >= low  # noqa: E731
+        """Settings a data set can be simulated with (InputError otherwise)."""
+        lo, hi = (float(d) for d in self.defocus)
+        if not (0 < lo <= hi and math.isfinite(hi)):
+            raise InputError(
+                f"--defocus MIN MAX must satisfy 0 < MIN <= MAX (Å), got {lo:g} {hi:g}"
+            )
+        object.__setattr__(self, "defocus", (lo, hi))
+        a = self
         checks = [
-            (ok(self.astigmatism), f"astigmatism must be >= 0 Å, got {self.astigmatism}"),
-            (ok(self.max_shift), f"max shift must be >= 0 pixels, got {self.max_shift}"),
-            (ok(self.voltage) and self.voltage > 0, f"voltage must be > 0 kV, got {self.voltage}"),
-            (ok(self.cs), f"Cs must be >= 0 mm, got {self.cs}"),
-            (0 <= self.amplitude_contrast <= 1,
-             f"amplitude contrast must lie in [0, 1], got {self.amplitude_contrast}"),
+            (a.astigmatism >= 0 and math.isfinite(a.astigmatism),
+             f"--astigmatism {a.astigmatism} < 0"),
+            (a.max_shift >= 0 and math.isfinite(a.max_shift), f"--max-shift {a.max_shift} < 0"),
+            (a.voltage > 0 and math.isfinite(a.voltage),
+             f"--voltage must be positive, got {a.voltage}"),
+            (a.cs >= 0 and math.isfinite(a.cs), f"--cs must be >= 0 mm, got {a.cs}"),
+            (0 <= a.amplitude_contrast <= 1,
+             f"--amplitude-contrast must lie in [0, 1], got {a.amplitude_contrast}"),
         ]  # fmt: skip
-        for good, message in checks:
-            if not good:
+        for ok, message in checks:
+            if not ok:
                 raise InputError(message)
 
 
@@ -503,11 +508,11 @@ def simulate_particles(
 
     Steps: draw every image's parameters, form the clean images state by state, add noise of
     sigma^2 = signal variance / SNR, write poses, CTF, star file and ground truth, the record.
-    The folder appears whole or not at all (`outputs.atomic_dir`): an earlier data set there
+    The folder appears whole or not at all (`atomic_dir`); an existing earlier data set there
     (it holds dataset.json) is replaced, any other non-empty folder is refused.
     """
     _check_image_arguments(n_images, box, pixel_size, snr, chunk_size)
-    # written in a temporary folder renamed when dataset.json, the last file, is in
+    # everything is written in a temporary folder renamed when dataset.json, the last file, is in
     with atomic_dir(out_dir, "dataset.json") as out:
         return _simulate_into(
             out, source, n_images=n_images, box=box, pixel_size=pixel_size, snr=snr, seed=seed,
@@ -520,7 +525,7 @@ def _simulate_into(
     out: Path, source: Source, *, n_images, box, pixel_size, snr, seed, acquisition, chunk_size,
     device, progress, command,
 ) -> dict:  # fmt: skip
-    """The steps of `simulate_particles`, writing into the (temporary) folder `out`."""
+    """The body of `simulate_particles`, writing into the (temporary) folder `out`."""
     from tqdm import tqdm
 
     from densitydiff.formats.mrcs import ParticleWriter
