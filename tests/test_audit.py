@@ -56,6 +56,7 @@ REFUSED: list[tuple[str, str, str]] = [
     ("N17", "simulate map {i}/noatoms.pdb -o {o}/s.mrc -r 4", "s.mrc"),
     ("N18", "simulate map {i}/notgzip.pdb.gz -o {o}/s.mrc -r 4", "s.mrc"),
     ("N19", "simulate map " + ORC + " -o {o}/s.mrc -r 4 --voxel-size 0", "s.mrc"),
+    ("N63", "simulate map " + ORC + " -o {i}/side.mrc -r 4", ""),  # {i}/side.json: not ours
     ("N20", "simulate map " + ORC + " -o {o}/s.mrc -r 4 --like {i}/zerovox.mrc", "s.mrc"),
     # sharpen
     ("H29", SHARPEN.replace("-o", "--device tpu -o"), "h.mrc"),

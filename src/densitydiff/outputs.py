@@ -161,6 +161,29 @@ def _replace_dir(new: Path, path: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def check_record_path(path: str | os.PathLike) -> None:
+    """A run record (OUT.json beside OUT) may replace an earlier record, never another file.
+
+    Records (densitydiff.runrecord) are JSON objects with "command" and "versions"; anything
+    else at that path, e.g. the user's own notes.json, is refused before any work.
+    """
+    import json
+
+    path = Path(path)
+    if not path.exists():
+        return
+    try:
+        record = json.loads(path.read_text())
+        ours = isinstance(record, dict) and {"command", "versions"} <= set(record)
+    except (OSError, UnicodeDecodeError, ValueError):
+        ours = False
+    if not ours:
+        raise InputError(
+            f"{path} exists and is not a densitydiff run record; the record of this run would "
+            "overwrite it (choose another output name or move the file)"
+        )
+
+
 def atomic_checkpoint_io():
     """A Lightning CheckpointIO that writes via temp file + os.replace in the checkpoint's folder.
 

@@ -45,9 +45,11 @@ def simulate_map_command(
     start = time.perf_counter()
     from densitydiff.errors import InputError
     from densitydiff.formats.maps import read_volume, write_map
+    from densitydiff.outputs import check_record_path
     from densitydiff.simulate.density import simulate_map
     from densitydiff.structures import inferred_elements, read_structure
 
+    check_record_path(output.with_suffix(".json"))  # the run record goes beside the map
     grid = read_volume(like) if like is not None else None
     voxel = max(grid.voxel_size) if grid is not None else voxel_size
     if resolution > 0 and voxel > 0 and resolution < 2 * voxel * (1 - 1e-6):

@@ -490,7 +490,7 @@ def sharpen_file(
     """
     from densitydiff.devices import check_device
     from densitydiff.formats.maps import MAP_SUFFIXES, read_volume, write_map
-    from densitydiff.outputs import output_lock
+    from densitydiff.outputs import check_record_path, output_lock
     from densitydiff.runrecord import run_record, write_record
     from densitydiff.sharpen.config import to_dict
 
@@ -513,7 +513,7 @@ def sharpen_file(
     if inp.resolve() in {p.resolve() for p in [out, std_out] if p is not None}:
         raise InputError(f"the output would overwrite the input {inp}; choose another -o")
     sidecar = out.with_suffix(".json")
-    _check_sidecar(sidecar)
+    check_record_path(sidecar)
     device = check_device(device)
     density = read_volume(inp)
     t_read = time.perf_counter() - start
@@ -560,22 +560,3 @@ def sharpen_file(
         write_record(sidecar, record)
         write_map(out, result.mean)
     return result, record
-
-
-def _check_sidecar(path: Path) -> None:
-    """OUT.json is replaced only when it is an earlier sharpen record, never an unrelated file."""
-    import json
-
-    if not path.exists():
-        return
-    try:
-        record = json.loads(path.read_text())
-        ours = isinstance(record, dict) and {"command", "model", "inference"} <= set(record)
-    except (OSError, UnicodeDecodeError, ValueError):
-        ours = False
-    if not ours:
-        raise InputError(
-            f"{path} exists and is not a sharpen record; the run record would overwrite it "
-            "(choose another -o or move the file)"
-        )
-
