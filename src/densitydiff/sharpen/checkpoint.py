@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from densitydiff.errors import InputError
 from densitydiff.outputs import atomic_path
 from densitydiff.torchfile import read_torch_file
@@ -25,6 +27,12 @@ PACKAGED = {"default": "default_ddpm.pt", "regression": "regression_unet.pt"}
 ALIASES = {"unet": "regression"}  # the packaged regression U-Net's first name
 ASSUMED_VOXEL_SIZE = 1.0  # Å, the packaged models' grid
 ASSUMED_PATCH = 32
+# the training pairs (r_in, r_out Å) of the packaged models (docs/model.md), for files exported
+# before export_sharpener recorded them in extra["training_pairs"]
+PACKAGED_PAIRS = {
+    name: ((3.0, 2.0), (4.0, 2.0), (5.0, 2.0), (4.0, 3.0), (5.0, 3.0))
+    for name in ("default_ddpm", "regression_unet")
+}
 
 
 @dataclass
@@ -38,6 +46,29 @@ class SharpenCheckpoint:
     name: str
     training_structures: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+
+    @property
+    def std_scale(self) -> float:
+        """Factor applied to the samples' std map (`--std-out`): a calibration fitted on
+        validation maps (sharpen.evaluate.fit_std_scale), stored as extra["std_scale"]; 1.0."""
+        try:
+            scale = float(self.extra.get("std_scale", 1.0))
+        except (TypeError, ValueError):
+            raise InputError(f"{self.name}: std_scale must be a number") from None
+        if not np.isfinite(scale) or scale <= 0:
+            raise InputError(f"{self.name}: std_scale must be positive, got {scale}")
+        return scale
+
+    @property
+    def training_range(self) -> dict | None:
+        """{"input": [lo, hi], "target": [lo, hi]} (Å) of the training pairs, when known:
+        extra["training_pairs"] of the file, else the packaged models' documented pairs."""
+        pairs = self.extra.get("training_pairs") or PACKAGED_PAIRS.get(self.name)
+        if not pairs:
+            return None
+        r_in = [float(p[0]) for p in pairs]
+        r_out = [float(p[1]) for p in pairs]
+        return {"input": [min(r_in), max(r_in)], "target": [min(r_out), max(r_out)]}
 
     @property
     def kind(self) -> str:
@@ -171,11 +202,14 @@ def export_sharpener(
     name: str | None = None,
     sampler: str | None = None,
     steps: int | None = None,
+    std_scale: float | None = None,
+    training_pairs: list | None = None,
 ) -> Path:
     """Write a compact weights-only model file (EMA weights for a DDPM), atomically.
 
     `sampler` / `steps` set the diffusion model's default inference sampler (chosen by measuring
-    quality against time, e.g. bench/samplers.py) without changing the weights.
+    quality against time, e.g. bench/samplers.py) without changing the weights. `std_scale`
+    (sharpen.evaluate.fit_std_scale) and `training_pairs` [(r_in, r_out)] go into `extra`.
     """
     import torch
 
@@ -202,6 +236,12 @@ def export_sharpener(
         "training_structures": [str(s) for s in training_structures],
         "extra": dict(extra or {}),
     }
+    if std_scale is not None:
+        if not np.isfinite(std_scale) or std_scale <= 0:
+            raise InputError(f"std_scale must be positive, got {std_scale}")
+        data["extra"]["std_scale"] = float(std_scale)
+    if training_pairs is not None:
+        data["extra"]["training_pairs"] = [[float(a), float(b)] for a, b in training_pairs]
     out = Path(out)
     with atomic_path(out, suffix=".tmp") as tmp:
         torch.save(data, tmp)

@@ -293,3 +293,59 @@ def format_table(rows: Sequence[dict], summary: dict | None = None) -> str:
         if j == 0:
             text.append("  ".join("-" * w for w in widths))
     return "\n".join(text)
+
+
+# --- uncertainty: does the samples' std predict the error of their mean? ---------------------
+
+COVERAGE_TARGETS = {1: 0.6827, 2: 0.9545}  # P(|z| <= k) of a standard normal
+
+
+def uncertainty_metrics(mean, std, truth, mask=None) -> dict[str, float]:
+    """How the per-voxel std of samples predicts |truth - mean|.
+
+    spearman_box / spearman_mask: Spearman rank correlation of std and |error| over the box and
+    inside `mask`; coverage_1 / coverage_2: the fraction of voxels (inside `mask` when given,
+    else the box) whose truth lies within 1 / 2 std of the mean (68.3 % / 95.4 % when calibrated).
+    """
+    from scipy.stats import spearmanr
+
+    mean, std, truth = (np.asarray(a, dtype=np.float64) for a in (mean, std, truth))
+    if not (mean.shape == std.shape == truth.shape):
+        raise InputError(f"shape mismatch: mean {mean.shape}, std {std.shape}, truth {truth.shape}")
+    if np.any(std < 0) or not np.all(np.isfinite(std)):
+        raise InputError("the std map must be finite and non-negative")
+    err = np.abs(truth - mean)
+    inside = np.ones(mean.shape, bool) if mask is None else np.asarray(mask, dtype=bool)
+    if inside.shape != mean.shape or not inside.any():
+        raise InputError("the mask must have the map's shape and select voxels")
+
+    def rho(sel) -> float:
+        s, e = std[sel], err[sel]
+        if np.ptp(s) == 0 or np.ptp(e) == 0:
+            return float("nan")
+        return float(spearmanr(s, e).statistic)
+
+    box = np.ones(mean.shape, bool)
+    out = {"spearman_box": rho(box), "spearman_mask": rho(inside)}
+    for k in COVERAGE_TARGETS:
+        out[f"coverage_{k}"] = float(np.mean(err[inside] <= k * std[inside]))
+    return out
+
+
+def fit_std_scale(pairs, level: int = 1) -> float:
+    """The factor c for which `level`-std coverage of c * std is its normal value (68.3 % for 1).
+
+    `pairs`: (mean, std, truth[, mask]) per validation map. Coverage(c) = P(|error| <= c std)
+    rises with c, so c is the matching quantile of |error| / std over every voxel pooled.
+    """
+    if level not in COVERAGE_TARGETS:
+        raise InputError(f"level must be one of {sorted(COVERAGE_TARGETS)}, got {level!r}")
+    ratios = []
+    for item in pairs:
+        mean, std, truth = (np.asarray(a, dtype=np.float64) for a in item[:3])
+        sel = np.ones(mean.shape, bool) if len(item) < 4 else np.asarray(item[3], dtype=bool)
+        sel = sel & (std > 0)
+        ratios.append(np.abs(truth - mean)[sel] / std[sel])
+    if not ratios or not sum(r.size for r in ratios):
+        raise InputError("fit_std_scale: no voxels with a positive std")
+    return float(np.quantile(np.concatenate(ratios), COVERAGE_TARGETS[level]) / level)

@@ -439,6 +439,8 @@ def sharpen_map(
     mean, m2 = accumulate_draws(draws, blend)
     bar.close()
     mean_map, std_map = restore_grid(mean, m2, draws, samples, stats, density, voxel, resampled)
+    if std_map is not None and checkpoint.std_scale != 1.0:  # the model's calibration
+        std_map = std_map.with_array((std_map.array * checkpoint.std_scale).astype(np.float32))
     info = {
         "model": checkpoint.name,
         "kind": checkpoint.kind,
@@ -455,6 +457,7 @@ def sharpen_map(
         "input_std": stats[1],
         "samples": samples,
         "draws": draws,
+        "std_scale": checkpoint.std_scale,
         **(sampling.as_dict() if sampling is not None else {}),
     }
     if samples > 1 and not checkpoint.is_generative:
