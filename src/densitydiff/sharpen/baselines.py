@@ -8,6 +8,10 @@
   the baseline: no user can pick B this well. B = 0 is a candidate, so its CC_box is never below
   the input's. CC and not FSC is the criterion because an FSC shell is blind to a radial
   scaling (within a shell exp(-B s^2/4) is nearly constant), so FSC-AUC hardly depends on B.
+- "guinier": truth-free global B sharpening, what a user can do with the map alone: B from a
+  Guinier fit of the map's own spectrum (`guinier_bfactor`: ln <|F|^2> per shell against s^2,
+  slope -B/2, between 10 Å and the input resolution), applied as exp(+B s^2/4) and low-passed
+  at the input resolution (the amplified shells beyond it hold noise).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import numpy as np
 from densitydiff.errors import InputError
 
 BASELINES = ("input", "bfactor", "lowpass")
+TRUTH_FREE_BASELINES = ("input", "guinier", "lowpass")  # for real maps: no truth to pick B with
+GUINIER_LOW = 10.0  # Å, where the Guinier fit starts (below it the solvent/shape term dominates)
 # B range searched (Å^2): sharpening (B < 0) down to -400, a little blurring up to +100.
 B_RANGE = (-400.0, 100.0)
 
@@ -97,3 +103,43 @@ def bfactor_baseline(
 
     b, _ = optimal_bfactor(array, truth, voxel_size, b_range)
     return bfactor(array, voxel_size, b), b
+
+
+def guinier_bfactor(
+    array: np.ndarray, voxel_size, resolution: float, low_resolution: float = GUINIER_LOW
+) -> float:
+    """B (Å^2) of the map's fall-off: least-squares slope of ln <|F|^2>(s) against s^2 over the
+    shells from 1/low_resolution to 1/resolution is -B/2 (|F(s)|^2 ~ exp(-B s^2 / 2))."""
+    from densitydiff.filters import frequency_magnitude
+
+    if not (np.isfinite(resolution) and 0 < resolution < low_resolution):
+        raise InputError(
+            f"the Guinier fit needs a resolution below {low_resolution:g} Å, got {resolution!r}"
+        )
+    a = np.asarray(array, dtype=np.float64)
+    power = np.abs(np.fft.rfftn(a - a.mean())) ** 2
+    s = frequency_magnitude(a.shape, voxel_size)
+    edges = np.linspace(1.0 / low_resolution, 1.0 / resolution, 13)
+    x, y = [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        shell = (s >= lo) & (s < hi)
+        p = float(power[shell].mean()) if shell.any() else 0.0
+        if p > 0:
+            x.append(float(np.mean(s[shell] ** 2)))
+            y.append(np.log(p))
+    if len(x) < 3:
+        raise InputError("the map has too few Fourier shells between 10 Å and its resolution")
+    slope = np.polyfit(x, y, 1)[0]
+    return float(-2.0 * slope)
+
+
+def guinier_baseline(
+    array: np.ndarray, voxel_size, input_resolution: float
+) -> tuple[np.ndarray, float]:
+    """(sharpened map, B): the Guinier B removed (exp(+B s^2/4)), low-passed at the input
+    resolution; B is the fitted fall-off, so the applied sharpening B is -B."""
+    from densitydiff.filters import bfactor, lowpass
+
+    b = guinier_bfactor(array, voxel_size, input_resolution)
+    out = lowpass(bfactor(array, voxel_size, -b), voxel_size, input_resolution, kind="cosine")
+    return out, b
