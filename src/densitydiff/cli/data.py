@@ -110,6 +110,16 @@ def build(
     strict_elements: bool = typer.Option(
         False, "--strict-elements", help="Refuse blank element columns instead of inferring."
     ),
+    preset: str = typer.Option(
+        "clean",
+        "--preset",
+        help="Input realism: clean (inputs = targets at their resolution) or realistic "
+        "(B-factors, global B, noise, local resolution, neighbours, mask, voxel sizes; "
+        "docs/data.md).",
+    ),
+    realism: list[str] = typer.Option(
+        [], "--realism", help="Override one realism knob, KEY=VALUE (ranges lo:hi); repeatable."
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Simulate structures at several resolutions on one grid and store aligned patches.
@@ -120,7 +130,7 @@ def build(
     from densitydiff.extras import require
 
     require("data", what="data build")
-    from densitydiff.data.build import BuildConfig, build_store
+    from densitydiff.data.build import BuildConfig, build_store, realism_from
 
     res = _floats(resolutions, "--resolutions")
     config = BuildConfig(
@@ -141,6 +151,7 @@ def build(
         compressor=compressor,
         fix_elements=fix_elements,
         strict_elements=strict_elements,
+        realism=realism_from(preset, realism),
     )
     build_store(
         structures or [],

@@ -30,6 +30,122 @@ from densitydiff.maps import voxel_triple
 from densitydiff.structures import is_structure_file, structure_id
 
 
+def _range(value, name: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InputError(f"realism {name} must be a range lo:hi, got {value!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi < lo:
+        raise InputError(f"realism {name} must be a range 0 <= lo <= hi, got {value!r}")
+    return lo, hi
+
+
+@dataclasses.dataclass(frozen=True)
+class Realism:
+    """How far the inputs of a store look like real maps (docs/data.md, "Realism"; the targets
+    stay the same atoms, clean). Every knob off (the default, preset `clean`): inputs = targets.
+
+    atomic_b: the file's B-factors blur the input; global_b: an extra B (Å^2) drawn uniformly
+    per map; target_b: the targets' uniform B; resolution_spread: core r_in - spread, periphery
+    r_in + spread (Å); noise_snr: the low-frequency SNR range (log-uniform) of noise whose
+    half-map FSC crosses 0.143 at r_in; neighbours: copies of the structure at the box edge;
+    mask_width / mask_radius: a soft solvent mask (Å); voxel_range: the voxel size (Å) each
+    input is recorded on before resampling to the store's grid.
+    """
+
+    atomic_b: bool = False
+    global_b: tuple[float, float] = (0.0, 0.0)
+    target_b: float = 0.0
+    resolution_spread: float = 0.0
+    noise_snr: tuple[float, float] = (0.0, 0.0)
+    neighbours: int = 0
+    mask_width: float = 0.0
+    mask_radius: float = 6.0
+    voxel_range: tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        for name in ("global_b", "noise_snr", "voxel_range"):
+            object.__setattr__(self, name, _range(getattr(self, name), name))
+        for name in ("target_b", "resolution_spread", "mask_width", "mask_radius"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or not np.isfinite(v) or v < 0:
+                raise InputError(f"realism {name} must be a number >= 0, got {v!r}")
+            object.__setattr__(self, name, float(v))
+        if self.mask_width > 0 and self.mask_radius <= 0:
+            raise InputError("realism mask_radius must be positive with a mask")
+        if int(self.neighbours) != self.neighbours or self.neighbours < 0:
+            raise InputError(f"realism neighbours must be an integer >= 0, {self.neighbours!r}")
+        object.__setattr__(self, "neighbours", int(self.neighbours))
+        object.__setattr__(self, "atomic_b", bool(self.atomic_b))
+        snr = self.noise_snr
+        from densitydiff.simulate.realism import SNR_AT_THRESHOLD
+
+        if snr[1] > 0 and snr[0] <= SNR_AT_THRESHOLD:
+            raise InputError(
+                f"realism noise_snr must lie above {SNR_AT_THRESHOLD:.3f} (0 0: no noise)"
+            )
+
+    @property
+    def is_clean(self) -> bool:
+        return self == Realism()
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+REALISM_PRESETS = {
+    "clean": Realism(),
+    "realistic": Realism(
+        atomic_b=True,
+        global_b=(0.0, 150.0),
+        target_b=10.0,
+        resolution_spread=1.0,
+        noise_snr=(2.0, 30.0),
+        neighbours=2,
+        mask_width=6.0,
+        mask_radius=6.0,
+        voxel_range=(0.7, 1.6),
+    ),
+}
+
+
+def realism_from(preset: str = "clean", overrides: Sequence[str] = ()) -> Realism:
+    """A preset (`clean`, `realistic`) with KEY=VALUE overrides (ranges as lo:hi)."""
+    if preset not in REALISM_PRESETS:
+        raise InputError(f"unknown realism preset {preset!r}; expected {sorted(REALISM_PRESETS)}")
+    d = REALISM_PRESETS[preset].to_json()
+    for item in overrides:
+        key, sep, value = str(item).partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in d:
+            raise InputError(f"--realism {item!r}: expected KEY=VALUE with KEY one of {sorted(d)}")
+        try:
+            if isinstance(d[key], list):
+                d[key] = [float(v) for v in value.split(":")]
+            elif isinstance(d[key], bool):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                d[key] = value.lower() in ("true", "1", "yes")
+            elif key == "neighbours":
+                d[key] = int(value)
+            else:
+                d[key] = float(value)
+        except ValueError:
+            raise InputError(f"--realism {item!r}: {value!r} is not a valid value") from None
+    return realism_from_json(d)
+
+
+def realism_from_json(d: dict | None) -> Realism:
+    if not d:
+        return Realism()
+    d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    try:
+        return Realism(**d)
+    except TypeError as exc:
+        raise InputError(f"bad realism settings: {exc}") from None
+
+
 @dataclasses.dataclass(frozen=True)
 class BuildConfig:
     """Everything that decides the store's content (workers and shard do not)."""
@@ -54,8 +170,13 @@ class BuildConfig:
     compressor: str = "zstd"
     fix_elements: bool = False  # also override element columns contradicting atom names
     strict_elements: bool = False  # refuse blank element columns instead of inferring them
+    realism: Realism = Realism()  # clean: inputs are the targets at their resolution
 
     def __post_init__(self) -> None:
+        if isinstance(self.realism, dict):
+            object.__setattr__(self, "realism", realism_from_json(self.realism))
+        if not isinstance(self.realism, Realism):
+            raise InputError(f"realism must be a Realism, got {type(self.realism)}")
         res = tuple(float(r) for r in self.resolutions)
         if not res:
             raise InputError("--resolutions: give at least one resolution")
@@ -103,6 +224,10 @@ class BuildConfig:
         d["held_out"] = list(self.held_out)
         if not self.strict_elements:
             del d["strict_elements"]  # stores built before the option existed stay resumable
+        if self.realism.is_clean:
+            del d["realism"]  # so do clean stores built before realism existed
+        else:
+            d["realism"] = self.realism.to_json()
         return d
 
 
@@ -144,16 +269,9 @@ def _patches_per_rotation(config: BuildConfig) -> list[int]:
 def _simulate_rotated(structure, center, rotation, config: BuildConfig):
     """(grid, {resolution: array}): every resolution of the turned structure on one grid, a box
     of `padding` Å around the atoms grown to at least one patch."""
-    from densitydiff.simulate.density import simulate_map, simulation_grid
+    from densitydiff.simulate.density import simulate_map
 
-    grid = simulation_grid(
-        structure, config.voxel_size, padding=config.padding, center=center, rotation=rotation
-    )
-    if any(s < config.patch for s in grid.shape):
-        shape = tuple(max(s, config.patch) for s in grid.shape)
-        grid = simulation_grid(
-            structure, config.voxel_size, shape=shape, center=center, rotation=rotation
-        )
+    grid = _grid(structure, center, rotation, config)
     maps = {
         r: simulate_map(
             structure, r, like=grid, center=center, rotation=rotation, scattering=config.scattering
@@ -163,12 +281,117 @@ def _simulate_rotated(structure, center, rotation, config: BuildConfig):
     return grid, maps
 
 
+def _grid(structure, center, rotation, config: BuildConfig):
+    from densitydiff.simulate.density import simulation_grid
+
+    grid = simulation_grid(
+        structure, config.voxel_size, padding=config.padding, center=center, rotation=rotation
+    )
+    if any(s < config.patch for s in grid.shape):
+        shape = tuple(max(s, config.patch) for s in grid.shape)
+        grid = simulation_grid(
+            structure, config.voxel_size, shape=shape, center=center, rotation=rotation
+        )
+    return grid
+
+
+def _neighbour_placements(structure, grid, center, rotation, n: int, rng) -> list:
+    """n (rotation, shift) pairs placing copies of the structure just outside a random face of
+    the box (in the turned frame), each reaching ~0.4 of its radius into the box."""
+    from densitydiff.rotations import random_rotations
+    from densitydiff.simulate.realism import atom_positions
+
+    pos = atom_positions(structure)
+    radius = float(np.sqrt(((pos - pos.mean(axis=0)) ** 2).sum(axis=1)).max())
+    voxel = np.asarray(grid.voxel_size)
+    half = (np.asarray(grid.shape) - 1) / 2 * voxel
+    box_center = np.asarray(grid.origin) + half
+    out = []
+    for _ in range(n):
+        turn = random_rotations(1, rng, scalar_last=True)[0]
+        axis, sign = int(rng.integers(3)), float(rng.choice([-1.0, 1.0]))
+        target = box_center + rng.uniform(-0.5, 0.5, 3) * half
+        target[axis] = box_center[axis] + sign * (half[axis] + 0.6 * radius)
+        shift = np.asarray(rotation).T @ (target - np.asarray(center))  # into the file's frame
+        out.append((np.asarray(turn).round(12).tolist(), shift.round(6).tolist()))
+    return out
+
+
+def _realistic_rotated(structure, center, rotation, config: BuildConfig, rng):
+    """(grid, targets, inputs, record) with the realism knobs (docs/data.md, "Realism"):
+    targets are the atoms (and neighbours) at each resolution with the uniform target B; inputs
+    the same atoms degraded, per resolution."""
+    from densitydiff.simulate import realism as rl
+    from densitydiff.simulate.density import atom_mask, simulate_map
+
+    knobs, res, voxel = config.realism, config.resolutions, config.voxel_size
+    grid = _grid(structure, center, rotation, config)
+    record: dict = {}
+    sim = structure
+    if knobs.neighbours:
+        placements = _neighbour_placements(structure, grid, center, rotation, knobs.neighbours, rng)
+        sim = rl.with_neighbours(structure, placements)
+        record["neighbours"] = placements
+
+    def simulate(r: float, atomic_b: bool, b: float) -> np.ndarray:
+        return simulate_map(sim, r, like=grid, center=center, rotation=rotation,
+                            scattering=config.scattering, use_b_factors=atomic_b,
+                            extra_b=b).array  # fmt: skip
+
+    targets = {r: simulate(r, False, knobs.target_b) for r in res}
+    # the input's signal: the file's B-factors (or B = 0) plus the sampled global B, never the
+    # targets' uniform B
+    b_global = float(rng.uniform(*knobs.global_b)) if knobs.global_b[1] > 0 else 0.0
+    record["global_b"] = b_global
+    clean_input = not knobs.atomic_b and b_global == knobs.target_b
+
+    def signal(r: float) -> np.ndarray:
+        return targets[r] if clean_input and r in targets else simulate(r, knobs.atomic_b, b_global)
+
+    weight = mask = None
+    if knobs.resolution_spread:
+        pos = rl.atom_positions(structure)
+        rg = float(np.sqrt(((pos - pos.mean(axis=0)) ** 2).sum(axis=1).mean()))
+        at = (np.asarray(center) - np.asarray(grid.origin)) / voxel
+        weight = rl.core_weight(grid.shape, voxel, at, rg)
+        record["core_radius"] = rg
+    if knobs.mask_width:
+        from densitydiff.filters import soft_edge
+
+        near = atom_mask(sim, grid, knobs.mask_radius, center=center, rotation=rotation)
+        mask = soft_edge(near, voxel, knobs.mask_width)
+    inputs, per_res = {}, {}
+    for r in res:
+        if weight is not None:  # w map(r - spread) + (1 - w) map(r + spread)
+            r_core = max(2 * voxel, r - knobs.resolution_spread)
+            x = weight * signal(r_core) + (1 - weight) * signal(r + knobs.resolution_spread)
+        else:
+            x = signal(r)
+        info: dict = {}
+        if knobs.noise_snr[1] > 0:
+            lo, hi = knobs.noise_snr
+            info["snr0"] = snr0 = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+            x = x + rl.fsc_noise(x, voxel, r, snr0, rng)
+        if mask is not None:
+            x = x * mask
+        if knobs.voxel_range[1] > 0:
+            lo, hi = knobs.voxel_range
+            v = float(rng.uniform(min(lo, r / 2), min(hi, r / 2)))  # v <= r / 2: r holds
+            info["voxel_size"] = v
+            x = rl.resampled_through(x, voxel, v)
+        inputs[r] = np.asarray(x, dtype=np.float32)
+        per_res[f"{r:g}"] = info
+    record["inputs"] = per_res
+    return grid, targets, inputs, record
+
+
 def simulate_structure(
     path: Path, config: BuildConfig, rng: np.random.Generator
-) -> tuple[dict[float, np.ndarray], dict]:
+) -> tuple[dict[float, np.ndarray], dict[float, np.ndarray], dict]:
     """Simulate every resolution on one grid per rotation, z-score, cut patches.
 
-    Returns ({resolution: (n, P, P, P) float32}, metadata).
+    Returns ({resolution: (n, P, P, P) float32 targets}, {resolution: inputs} (empty for a
+    clean build: the inputs are the targets), metadata).
     """
     from densitydiff.data.patches import choose_patch_origins
     from densitydiff.filters import zscore
@@ -182,18 +405,32 @@ def simulate_structure(
     )
     center = centroid(structure[0])
     res, P = config.resolutions, config.patch
+    realistic = not config.realism.is_clean
     patches: dict[float, list[np.ndarray]] = {r: [] for r in res}
+    in_patches: dict[float, list[np.ndarray]] = {r: [] for r in res}
     meta: dict = {"rotations": [], "grids": [], "stats": {f"{r:g}": [] for r in res}}
+    if realistic:
+        meta["input_stats"] = {f"{r:g}": [] for r in res}
+        meta["realism"] = []
     meta["patch_rotation"], meta["patch_origin"] = [], []
     for k, n_patches in enumerate(_patches_per_rotation(config)):
         rotation = random_rotations(1, rng, scalar_last=True)[0]  # acts on (z, y, x)
-        grid, maps = _simulate_rotated(structure, center, rotation, config)
+        if realistic:
+            grid, maps, degraded, record = _realistic_rotated(
+                structure, center, rotation, config, rng
+            )
+            meta["realism"].append(record)
+        else:
+            grid, maps = _simulate_rotated(structure, center, rotation, config)
         # z-score each whole grid, as inference normalises the whole input map
-        normed = {}
+        normed, normed_in = {}, {}
         for r in res:
             normed[r], (mean, std) = zscore(maps[r])
             meta["stats"][f"{r:g}"].append([float(mean), float(std)])
-        # the coarsest map decides where the molecule is
+            if realistic:
+                normed_in[r], (mean, std) = zscore(degraded[r])
+                meta["input_stats"][f"{r:g}"].append([float(mean), float(std)])
+        # the coarsest (clean) map decides where the molecule is
         origins = choose_patch_origins(
             normed[res[-1]],
             P,
@@ -206,6 +443,8 @@ def simulate_structure(
             sl = tuple(slice(int(c), int(c) + P) for c in o)
             for r in res:
                 patches[r].append(normed[r][sl])
+                if realistic:
+                    in_patches[r].append(normed_in[r][sl])
             meta["patch_rotation"].append(k)
             meta["patch_origin"].append([int(c) for c in o])
         meta["rotations"].append(np.asarray(rotation, dtype=float).round(12).tolist())
@@ -219,8 +458,11 @@ def simulate_structure(
     meta["center"] = [float(v) for v in center]
     meta["elements_inferred"] = inferred_elements(structure)
     n = len(meta["patch_origin"])
-    arrays = {r: (np.stack(patches[r]) if n else np.zeros((0, P, P, P), np.float32)) for r in res}
-    return arrays, meta
+
+    def stack(lists) -> dict[float, np.ndarray]:
+        return {r: (np.stack(lists[r]) if n else np.zeros((0, P, P, P), np.float32)) for r in res}
+
+    return stack(patches), (stack(in_patches) if realistic else {}), meta
 
 
 def build_one(store: str, sid: str, path: str, config_json: dict) -> dict:
@@ -247,7 +489,7 @@ def _build_locked(store: str, sid: str, path: str, config_json: dict) -> dict:
     config = config_from_json(config_json)
     rng = np.random.default_rng(stable_hash(config.seed, sid))
     try:
-        arrays, meta = simulate_structure(Path(path), config, rng)
+        arrays, inputs, meta = simulate_structure(Path(path), config, rng)
     except Exception as exc:  # reported and skipped: the build goes on
         message = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
         return {"id": sid, "status": "failed", "message": message, "n_patches": 0}
@@ -259,7 +501,9 @@ def _build_locked(store: str, sid: str, path: str, config_json: dict) -> dict:
             "n_patches": 0,
             "message": "no patch holds enough density (structure smaller than a patch?)",
         }
-    write_structure(Path(store), sid, arrays, meta, config, source=Path(path).name)
+    write_structure(
+        Path(store), sid, arrays, meta, config, source=Path(path).name, inputs=inputs or None
+    )
     return {
         "id": sid,
         "status": "ok",

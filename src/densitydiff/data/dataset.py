@@ -21,6 +21,7 @@ from densitydiff.data.layout import (
     ChunkReader,
     array_name,
     complete_structures,
+    input_array_name,
     read_root,
 )
 from densitydiff.errors import InputError
@@ -52,6 +53,8 @@ class PatchDataset(_Base):
         meta = read_root(self.store)
         self.resolutions = [float(r) for r in meta["resolutions"]]
         self.patch = int(meta["patch"])
+        # realistic stores keep degraded inputs beside the clean targets (docs/data.md)
+        self.degraded = meta.get("inputs") == "degraded"
         chosen = meta["pairs"] if pairs is None else pairs
         self.pairs = [(float(a), float(b)) for a, b in chosen]
         for r_in, r_out in self.pairs:
@@ -86,13 +89,14 @@ class PatchDataset(_Base):
         state["_arrays"], state["_pid"] = None, None  # each process opens its own handles
         return state
 
-    def _array(self, sid: str, resolution: float):
+    def _array(self, sid: str, resolution: float, role: str = "target"):
         """A reader of patches (reader[p] -> P x P x P array), opened once per process."""
         if self._arrays is None or self._pid != os.getpid():
             self._arrays, self._pid = {}, os.getpid()
-        key = (sid, resolution)
+        key = (sid, resolution, role)
         if key not in self._arrays:
-            path = self.store / "structures" / sid / array_name(resolution)
+            name = input_array_name(resolution) if role == "input" else array_name(resolution)
+            path = self.store / "structures" / sid / name
             self._arrays[key] = ChunkReader.open(path)
         return self._arrays[key]
 
@@ -103,14 +107,19 @@ class PatchDataset(_Base):
         sid = self.structure_ids[k]
         choice = int(torch.randint(len(self.pairs), ())) if len(self.pairs) > 1 else 0
         r_in, r_out = self.pairs[choice]
-        x = self._array(sid, r_in)[p]
-        y = x if r_out == r_in else self._array(sid, r_out)[p]
+        if self.degraded:  # two reads, also for r_in == r_out (denoise the degraded input)
+            x = self._array(sid, r_in, "input")[p]
+            y = self._array(sid, r_out)[p]
+        else:
+            x = self._array(sid, r_in)[p]
+            y = x if r_out == r_in else self._array(sid, r_out)[p]
+        same = y is x
         if len(self.symmetries) > 1:
             sym = self.symmetries[int(torch.randint(len(self.symmetries), ()))]
             x, y = apply_symmetry(x, sym), apply_symmetry(y, sym)
         # one pass: permute/flip view -> contiguous float32 (also the float16 -> float32 step)
         x = torch.from_numpy(np.array(x, dtype=np.float32, order="C"))
-        y = x if r_out == r_in else torch.from_numpy(np.array(y, dtype=np.float32, order="C"))
+        y = x if same else torch.from_numpy(np.array(y, dtype=np.float32, order="C"))
         return {
             "input": x[None],
             "target": y[None],

@@ -39,6 +39,12 @@ def array_name(resolution: float) -> str:
     return f"r{float(resolution):g}"
 
 
+def input_array_name(resolution: float) -> str:
+    """Name of the array of degraded inputs at `resolution` Å (stores built with realism):
+    2.0 -> 'i2'; the targets stay in array_name(resolution)."""
+    return f"i{float(resolution):g}"
+
+
 def _compressors(name: str):
     if name == "none":
         return None
@@ -59,9 +65,10 @@ def write_structure(
     config,
     *,
     source: str = "",
+    inputs: dict[float, np.ndarray] | None = None,
 ) -> None:
-    """Write one structure's patches (`config`: its BuildConfig); the group is marked complete
-    last, so a crash shows."""
+    """Write one structure's patches (`config`: its BuildConfig) and, for a realistic build,
+    its degraded inputs; the group is marked complete last, so a crash shows."""
     import zarr
 
     group = zarr.open_group(
@@ -72,16 +79,19 @@ def write_structure(
     )
     n = int(next(iter(arrays.values())).shape[0])
     P = config.patch
-    for r in config.resolutions:
+    named = [(array_name(r), arrays[r]) for r in config.resolutions]
+    if inputs:
+        named += [(input_array_name(r), inputs[r]) for r in config.resolutions]
+    for name, values in named:
         a = group.create_array(
-            name=array_name(r),
+            name=name,
             shape=(n, P, P, P),
             chunks=(1, P, P, P),
             dtype=config.dtype,
             compressors=_compressors(config.compressor),
             fill_value=0.0,
         )
-        a[...] = arrays[r].astype(config.dtype)
+        a[...] = values.astype(config.dtype)
     _mark_complete(group, {"structure_id": sid, "source": source, "n_patches": n, **meta})
 
 
@@ -117,6 +127,7 @@ def root_attrs(config, split: dict[str, str], sources: dict[str, str], shard):
             "normalisation": "z-score of each whole simulated grid (per structure, rotation, "
             "resolution); statistics in each structure's attrs['stats']",
             "split": dict(sorted(split.items())),
+            **({} if config.realism.is_clean else {"inputs": "degraded"}),
             "sources": dict(sorted(sources.items())),
             "shard": list(shard) if shard else None,
         }
@@ -218,8 +229,11 @@ def verify_store(store: str | os.PathLike, decode: bool = True) -> int:
                 "`densitydiff data build` again to finish it"
             )
         n = int(attrs.get("n_patches", -1))
-        for r in meta["resolutions"]:
-            path = d / array_name(r)
+        names = [array_name(r) for r in meta["resolutions"]]
+        if meta.get("inputs") == "degraded":
+            names += [input_array_name(r) for r in meta["resolutions"]]
+        for name in names:
+            path = d / name
             try:
                 array = zarr.open_array(path, mode="r")
                 stored, expected = array.nchunks_initialized, array.nchunks

@@ -256,6 +256,7 @@ def simulate_map(
     scattering: str = "electron",
     lowpass_kind: str = "cosine",
     use_b_factors: bool = False,
+    extra_b: float = 0.0,
 ) -> DensityMap:
     """Density of model 1 of `structure` band-limited to `resolution` Å on a grid.
 
@@ -263,7 +264,9 @@ def simulate_map(
     voxel n//2 sits at `center` (Å, z y x; default the atoms' centroid); else a box around the
     atoms with `padding` Å. `rotation` (3x3 on z y x vectors) turns the atoms about `center`
     (or the centroid) before gridding. `scattering`: "electron" (cryo-EM, default) or "xray".
-    Atomic B-factors are ignored (B = 0) unless `use_b_factors`; blur with filters.bfactor.
+    Atomic B-factors are ignored (B = 0) unless `use_b_factors`; `extra_b` (Å^2) is added to
+    every atom's B (a global B-factor, exp(-B s^2/4) on the whole map, without the periodic
+    wrap of filtering the cropped box).
     Resolutions finer than 2 voxels are cut at the grid's Nyquist frequency.
     """
     resolution = _positive(resolution, "resolution")
@@ -273,6 +276,9 @@ def simulate_map(
     origin, out_shape = _box(pos, voxel, padding, like, shape, center)
     out_shape_a = np.asarray(out_shape)
     b = b if use_b_factors else np.zeros_like(b)
+    if not (np.isfinite(extra_b) and extra_b >= 0):
+        raise InputError(f"extra_b must be a B-factor >= 0 Å^2, got {extra_b!r}")
+    b = b + float(extra_b)
 
     # Band limit: 1/r for hard/cosine, where the Gaussian is < 0.2% for "gaussian", never
     # beyond the output grid's Nyquist frequency.
@@ -313,14 +319,17 @@ def simulate_map(
     return DensityMap(ext[sl].astype(np.float32), tuple(voxel), tuple(origin))
 
 
-def atom_mask(structure, like: DensityMap, radius: float = 3.0) -> np.ndarray:
-    """Boolean array on `like`'s grid: voxels within `radius` Å of an atom of model 1."""
+def atom_mask(
+    structure, like: DensityMap, radius: float = 3.0, *, center=None, rotation=None
+) -> np.ndarray:
+    """Boolean array on `like`'s grid: voxels within `radius` Å of an atom of model 1 (turned
+    by `rotation` about `center` as in simulate_map)."""
     from scipy.spatial import cKDTree
 
     radius = _positive(radius, "radius")
     if not isinstance(like, DensityMap):
         raise InputError(f"like must be a DensityMap, got {type(like)}")
-    pos = _atoms(structure)[0]
+    pos = _placed_atoms(structure, center, rotation)[0]
     voxel = np.asarray(like.voxel_size)
     origin = np.asarray(like.origin)
     shape = np.asarray(like.shape)
