@@ -10,7 +10,19 @@ from densitydiff.diffusion.sampling import HELP as SAMPLER_HELP
 
 
 def evaluate(
-    structures: list[Path] = typer.Argument(..., help="Atomic models (PDB/mmCIF, optionally .gz)."),
+    structures: list[Path] = typer.Argument(
+        None, help="Atomic models (PDB/mmCIF, optionally .gz) to simulate; or use --map/--model."
+    ),
+    map_path: Path | None = typer.Option(
+        None, "--map", help="A real map to evaluate against its deposited model (--model)."
+    ),
+    model_path: Path | None = typer.Option(
+        None, "--model", help="The deposited atomic model of --map (PDB/mmCIF)."
+    ),
+    half_maps: tuple[Path, Path] | None = typer.Option(
+        None, "--half-maps", help="Two half maps of --map: input resolution and noise from them."
+    ),
+    samples: int = typer.Option(1, "--samples", help="Samples per generative model (--map)."),
     checkpoint: list[str] | None = typer.Option(
         None,
         "--checkpoint",
@@ -18,8 +30,12 @@ def evaluate(
         help="Model: 'default', 'regression' or a .pt/.ckpt path; repeat for several. "
         "Default: the packaged DDPM and the packaged regression U-Net.",
     ),
-    input_resolution: float = typer.Option(4.0, "--input-resolution", help="Input map (Å)."),
-    target_resolution: float = typer.Option(2.0, "--target-resolution", help="Target (Å)."),
+    input_resolution: float | None = typer.Option(
+        None, "--input-resolution", help="Input map (Å); default 4, or with --map the half maps'."
+    ),
+    target_resolution: float | None = typer.Option(
+        None, "--target-resolution", help="Target (Å); default 2 (--map: 2 x its voxel, >= 2)."
+    ),
     voxel_size: float | None = typer.Option(
         None, "--voxel-size", help="Simulation voxel size (Å); default: the first model's."
     ),
@@ -49,7 +65,13 @@ def evaluate(
     Rows: each model, the input, optimal-B sharpening (B chosen against the truth: flatters it)
     and the input low-passed at its resolution. Metrics: see docs/evaluate.md.
 
+    With --map MAP --model PDB: a real map against its deposited model (map-model FSC, CC_box,
+    CC_mask) before and after each model and Guinier B sharpening.
+
     Example: densitydiff evaluate 1orc.pdb.gz --input-resolution 4 --report out
+
+    Example: densitydiff evaluate --map emd_5168_monomer.mrc --model 3mfp.pdb.gz
+    --input-resolution 6.6
     """
     import contextlib
     import json
@@ -68,6 +90,15 @@ def evaluate(
     from densitydiff.sharpen.report import results_json, structure_figures, write_csv, write_report
 
     start = time.perf_counter()
+    if map_path is not None or model_path is not None or half_maps:
+        _evaluate_real(map_path, model_path, structures, half_maps, checkpoint, no_models,
+                       input_resolution, target_resolution, sampler, steps, samples, seed,
+                       device, batch_size, as_json)  # fmt: skip
+        return
+    if not structures:
+        raise InputError("give structures to simulate, or a real map with --map and --model")
+    input_resolution = 4.0 if input_resolution is None else input_resolution
+    target_resolution = 2.0 if target_resolution is None else target_resolution
     check_resolutions(input_resolution, target_resolution)
     missing = [str(p) for p in structures if not p.is_file()]
     if missing:
@@ -124,6 +155,38 @@ def evaluate(
         print(format_table(rows, summary))
         if report is not None:
             print(f"report: {report / 'report.html'}")
+
+
+def _evaluate_real(map_path, model_path, structures, half_maps, checkpoint, no_models,
+                   input_resolution, target_resolution, sampler, steps, samples, seed,
+                   device, batch_size, as_json) -> None:  # fmt: skip
+    """`evaluate --map MAP --model PDB`: densitydiff.sharpen.realmap.evaluate_real_map."""
+    import json
+    import sys
+
+    from densitydiff.devices import check_device
+    from densitydiff.errors import InputError
+    from densitydiff.sharpen.realmap import evaluate_real_map, format_real_table
+
+    if map_path is None or model_path is None:
+        raise InputError("real-map evaluation needs both --map and --model")
+    if structures:
+        raise InputError("give either structures to simulate or --map/--model, not both")
+    if samples < 1:
+        raise InputError(f"--samples must be at least 1, got {samples}")
+    models = [] if no_models else (list(checkpoint) if checkpoint else ["default", "regression"])
+    ev = evaluate_real_map(
+        map_path, model_path, models, input_resolution=input_resolution,
+        half_maps=tuple(half_maps) if half_maps else None,
+        target_resolution=target_resolution, sampler=sampler, steps=steps, samples=samples,
+        seed=seed, device=check_device(device), batch_size=batch_size,
+    )  # fmt: skip
+    for w in ev.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"rows": ev.rows, "settings": ev.info, "warnings": ev.warnings}))
+    else:
+        print(format_real_table(ev))
 
 
 def register(app: typer.Typer) -> None:

@@ -70,7 +70,7 @@ def sharpen(
         exact_tiles=exact_tiles,
     )
     for warning in record["warnings"]:
-        print(f"note: {warning}", file=sys.stderr)
+        print(f"warning: {warning}", file=sys.stderr)
     print(
         f"sharpened {inp} -> {out} with {record['model']} ({record['kind']}): "
         f"{result.n_tiles} tiles ({result.n_skipped} solvent, skipped), {result.seconds:.1f} s"

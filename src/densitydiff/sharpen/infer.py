@@ -133,6 +133,34 @@ def _check_arguments(density, input_resolution, target_resolution, samples, batc
     density.require_orthogonal("sharpening")
 
 
+def training_range_warnings(
+    checkpoint: SharpenCheckpoint, input_resolution: float, target_resolution: float,
+    density: DensityMap,
+) -> list[str]:  # fmt: skip
+    """What the user should know before trusting the output (docs/sharpen.md, "Guards"): a
+    target finer than the output grid holds (2 x its voxel size), resolutions outside the
+    model's training range (SharpenCheckpoint.training_range)."""
+    out = []
+    nyquist = 2.0 * float(max(density.voxel_size))
+    if target_resolution < nyquist - 1e-6:
+        out.append(
+            f"target resolution {target_resolution:g} Å is finer than the output grid holds "
+            f"(2 x voxel size = {nyquist:g} Å): the output keeps the input's grid, so it holds "
+            f"{nyquist:g} Å at best; resample the map to a finer voxel size first "
+            "(densitydiff.filters.resample) to keep more"
+        )
+    known = checkpoint.training_range
+    if known is not None:
+        for what, r in (("input", input_resolution), ("target", target_resolution)):
+            lo, hi = known[what]
+            if not lo - 1e-6 <= r <= hi + 1e-6:
+                out.append(
+                    f"{what} resolution {r:g} Å lies outside the model's training range "
+                    f"({lo:g}-{hi:g} Å): the output is an extrapolation"
+                )
+    return out
+
+
 def covers_unit_cell(density: DensityMap) -> bool:
     """True when the map holds exactly one whole unit cell (then it is periodic)."""
     if density.unit_cell is None:
@@ -462,6 +490,9 @@ def sharpen_map(
     }
     if samples > 1 and not checkpoint.is_generative:
         info["note"] = f"{checkpoint.kind} is deterministic: one pass, std is 0"
+    info["warnings"] = training_range_warnings(
+        checkpoint, input_resolution, target_resolution, density
+    )
     return SharpenResult(
         mean=mean_map,
         std=std_map,
@@ -540,7 +571,7 @@ def sharpen_file(
         config=to_dict(model.config),
         seed=seed,
         inputs=[inp],
-        warnings=[note] if note else [],
+        warnings=result.info["warnings"] + ([note] if note else []),
         argv=argv,
         input=str(inp),
         output=str(out),
