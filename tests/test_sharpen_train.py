@@ -155,6 +155,7 @@ def test_cli_bad_inputs(cli, tmp_path):
 
 def test_cli_trains_on_a_store(cli, tmp_path):
     from densitydiff.data.build import BuildConfig, build_store
+    from densitydiff.data.layout import read_root
 
     examples = REPO / "src" / "densitydiff" / "examples"
     store = tmp_path / "store.zarr"
@@ -185,6 +186,10 @@ def test_cli_trains_on_a_store(cli, tmp_path):
 
     trained = load_sharpener(run / "checkpoints" / "last.ckpt")  # the store's geometry, saved
     assert (trained.voxel_size, trained.patch) == (1.0, 16) and "geometry" not in trained.extra
+    # the store's pairs are the model's training range (docs/sharpen.md, "Guards")
+    pairs = [list(p) for p in read_root(store)["pairs"]]
+    assert trained.extra["training_pairs"] == pairs
+    assert trained.training_range["input"] == [min(p[0] for p in pairs), max(p[0] for p in pairs)]
     listed = (run / "structures.txt").read_text().split()
     assert listed and set(listed) <= {"1orc", "1aki"}
     code, out, err = cli(*args, "--max-steps", "5", "--resume")  # keeps the run's config

@@ -132,6 +132,8 @@ def _from_lightning(path: Path, ckpt: dict):
     except (KeyError, TypeError, ValueError):
         voxel, patch = ASSUMED_VOXEL_SIZE, ASSUMED_PATCH
         extra["geometry"] = "assumed (the checkpoint holds no training geometry)"
+    if geometry.get("pairs"):
+        extra["training_pairs"] = [[float(a), float(b)] for a, b in geometry["pairs"]]
     return config, model, voxel, patch, _run_structures(path), extra
 
 
@@ -240,6 +242,8 @@ def export_sharpener(
         if not np.isfinite(std_scale) or std_scale <= 0:
             raise InputError(f"std_scale must be positive, got {std_scale}")
         data["extra"]["std_scale"] = float(std_scale)
+    if training_pairs is None:  # a training run's pairs (its store's) travel with the model
+        training_pairs = sharpener.extra.get("training_pairs")
     if training_pairs is not None:
         data["extra"]["training_pairs"] = [[float(a), float(b)] for a, b in training_pairs]
     out = Path(out)

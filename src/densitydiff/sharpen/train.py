@@ -68,12 +68,15 @@ def _checkpoint_callbacks(ckpt_dir: Path, every: int, has_val: bool) -> list:
 
 
 def _geometry(data: str | Path | None, dataset) -> dict[str, Any] | None:
-    """{"voxel_size", "patch"} of the training data (a store's attributes, or the dataset's)."""
+    """{"voxel_size", "patch", "pairs"} of the training data (a store's attributes, or the
+    dataset's); the pairs become the model's training range (docs/sharpen.md, "Guards")."""
     if data is not None:
         from densitydiff.data.layout import read_root
 
         meta = read_root(data)
-        return {"voxel_size": float(meta["voxel_size"]), "patch": int(meta["patch"])}
+        pairs = getattr(dataset, "pairs", None) or meta["pairs"]
+        return {"voxel_size": float(meta["voxel_size"]), "patch": int(meta["patch"]),
+                "pairs": [[float(a), float(b)] for a, b in pairs]}  # fmt: skip
     voxel, patch = getattr(dataset, "voxel_size", None), getattr(dataset, "patch", None)
     if voxel is None or patch is None:
         return None
