@@ -133,7 +133,7 @@ def _check_arguments(density, input_resolution, target_resolution, samples, batc
     density.require_orthogonal("sharpening")
 
 
-def training_range_warnings(
+def guard_warnings(
     checkpoint: SharpenCheckpoint, input_resolution: float, target_resolution: float,
     density: DensityMap,
 ) -> list[str]:  # fmt: skip
@@ -490,7 +490,7 @@ def sharpen_map(
     }
     if samples > 1 and not checkpoint.is_generative:
         info["note"] = f"{checkpoint.kind} is deterministic: one pass, std is 0"
-    info["warnings"] = training_range_warnings(
+    info["warnings"] = guard_warnings(
         checkpoint, input_resolution, target_resolution, density
     )
     return SharpenResult(

@@ -169,10 +169,10 @@ def evaluate_real_map(
     info["guinier_b"] = b
 
     if sharpeners:
-        from densitydiff.sharpen.infer import sharpen_map, training_range_warnings
+        from densitydiff.sharpen.infer import guard_warnings, sharpen_map
 
     for s in resolve_sharpeners(list(sharpeners), device):
-        for w in training_range_warnings(s, r_in, r_out, density):
+        for w in guard_warnings(s, r_in, r_out, density):
             if w not in ev.warnings:
                 ev.warnings.append(f"{s.name}: {w}")
         t0 = time.perf_counter()
