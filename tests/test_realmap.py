@@ -83,7 +83,7 @@ def test_sharpen_warns_outside_the_training_range_and_the_output_grid(cli, tmp_p
 
     from densitydiff.sharpen.checkpoint import export_sharpener, load_sharpener
 
-    export_tiny("unet", tmp_path)
+    export_tiny("unet", tmp_path, name="base")  # named: built here, with its run
     ckpt = tmp_path / "run_unet" / "checkpoints" / "last.ckpt"
     pairs = [(4.0, 2.0), (3.0, 2.0)]
     model = export_sharpener(ckpt, tmp_path / "m.pt", voxel_size=1.0, patch=16,

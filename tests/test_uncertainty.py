@@ -62,7 +62,7 @@ def test_model_std_scale_multiplies_the_std_map(tmp_path):
     from densitydiff.sharpen.checkpoint import export_sharpener, load_sharpener
     from densitydiff.sharpen.infer import sharpen_map
 
-    plain = export_tiny("ddpm", tmp_path)
+    plain = export_tiny("ddpm", tmp_path, name="plain")  # named: built here, with its run
     ckpt = tmp_path / "run_ddpm" / "checkpoints" / "last.ckpt"
     scaled = export_sharpener(ckpt, tmp_path / "scaled.pt", voxel_size=1.0, patch=16,
                               training_structures=[], std_scale=3.0)  # fmt: skip
