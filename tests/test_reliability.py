@@ -40,13 +40,9 @@ def small_inputs(tmp_path_factory) -> Path:
 
 EXTRA_CASES = [
     # (blocked module, extra named in the message, argv; {i} inputs, {o} output)
-    ("starfile", "formats", "simulate particles -o {o} --trajectory {i}/adk3.pdb --n-images 4 "
-     "--box 16 --pixel-size 3 --device cpu"),
     ("zarr", "data", f"data build {ORC} -o {{o}} --resolutions 2,4 --patch 16 --no-progress"),
     ("lightning", "train", "prior train {i}/z_good.pkl -o {o} --epochs 1 --no-progress"),
-    ("diffusers", "train", "train sharpen --data {i}/missing.zarr -o {o} --max-steps 1"),
-    ("torchdiffeq", "prior", "prior sample {i}/prior -n 4 -o {o}"),
-    ("diffusers", "train", "sharpen {i}/good.mrc -o {o} --input-resolution 4"),
+    ("lightning", "train", "train sharpen --data {i}/missing.zarr -o {o} --max-steps 1"),
 ]  # fmt: skip
 
 

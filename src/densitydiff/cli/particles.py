@@ -93,10 +93,7 @@ def particles(
 
     from densitydiff import runrecord
     from densitydiff.errors import InputError
-    from densitydiff.extras import require
     from densitydiff.outputs import check_output_dir
-
-    require("formats", what="simulate particles (particles.star)")
     from densitydiff.simulate import hetero
 
     check_output_dir(output, "dataset.json")  # before any work: a file or foreign folder there

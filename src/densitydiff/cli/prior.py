@@ -73,10 +73,6 @@ def sample(
 
     Example: densitydiff prior sample prior_run -n 10000 -o z_prior.txt --method ode
     """
-    from densitydiff.extras import require
-
-    ode = ["prior"] if method == "ode" else []
-    require("train", *ode, what=f"prior sample --method {method}")
     from densitydiff.prior.latents import save_latents
     from densitydiff.prior.sample import load_prior, sample_prior
 
@@ -113,9 +109,6 @@ def interpolate(
     Example: densitydiff prior interpolate prior_run --start 0 --end 17 --steps 10 -o path.txt
     """
     from densitydiff.errors import InputError
-    from densitydiff.extras import require
-
-    require("train", *(["prior"] if through == "noise" else []), what="prior interpolate")
     from densitydiff.prior.interpolate import interpolate as run_interpolate
     from densitydiff.prior.latents import parse_vector, save_latents
     from densitydiff.prior.sample import load_prior
@@ -153,9 +146,6 @@ def evaluate(
     Example: densitydiff prior evaluate prior_run z.50.pkl --json
     """
     from densitydiff.errors import InputError
-    from densitydiff.extras import require
-
-    require("train", *(["prior"] if method == "ode" else []), what="prior evaluate")
     from densitydiff.prior.evaluate import evaluate_prior
     from densitydiff.prior.latents import load_latents
     from densitydiff.prior.sample import load_prior
@@ -195,9 +185,6 @@ def plot(
     Example: densitydiff prior plot prior_run z.50.pkl -o prior.png
     """
     from densitydiff.errors import InputError
-    from densitydiff.extras import require
-
-    require("train", "prior", what="prior plot")
     from densitydiff.prior.latents import load_latents
     from densitydiff.prior.plot import plot_prior
     from densitydiff.prior.sample import load_prior

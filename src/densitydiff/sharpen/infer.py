@@ -518,10 +518,6 @@ def sharpen_file(
     density = read_volume(inp)
     t_read = time.perf_counter() - start
     model = load_sharpener(checkpoint, device=device)
-    if model.kind == "ddpm":  # the DDPM's samplers are diffusers' schedulers
-        from densitydiff.extras import require
-
-        require("train", what=f"sharpening with {model.name} (a diffusion model)")
     result = sharpen_map(
         density,
         model,
