@@ -65,6 +65,12 @@ def particles(
     cs: float = typer.Option(2.7, "--cs", help="Spherical aberration (mm)."),
     amplitude_contrast: float = typer.Option(0.1, "--amplitude-contrast", help="w."),
     chunk_size: int = typer.Option(256, "--chunk-size", help="Images per batch in memory."),
+    contrast: str = typer.Option(
+        "cryodrgn",
+        "--contrast",
+        help="cryodrgn: protein dark, as cryoDRGN's defaults read it | positive: CTF * (P V) "
+        "(cryoDRGN then needs --uninvert-data).",
+    ),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:k]."),
     fix_elements: bool = typer.Option(
         False,
@@ -97,6 +103,8 @@ def particles(
     from densitydiff.simulate import hetero
 
     check_output_dir(output, "dataset.json")  # before any work: a file or foreign folder there
+    if contrast not in hetero.CONTRASTS:  # before the structures are read
+        raise InputError(f"unknown --contrast {contrast!r}: use {' or '.join(hetero.CONTRASTS)}")
     if more_structures and not structures:
         raise InputError(f"unexpected arguments {more_structures}: models go after --structures")
     try:
@@ -117,7 +125,7 @@ def particles(
         ),
         chunk_size=chunk_size,
         device=_device(device), progress=sys.stderr.isatty(),
-        command=runrecord.command()["shell"],
+        command=runrecord.command()["shell"], contrast=contrast,
     )  # fmt: skip
     print(
         f"wrote {record['n_images']} images of {box}x{box} ({record['heterogeneity']}, "
