@@ -62,7 +62,9 @@ def structure_figures(ev, out_dir: str | os.PathLike) -> dict[str, Path]:
     fsc_png = plot_fsc(ev.curves, out / f"fsc_{slug}.png")
     volumes = {"truth": ev.volumes["truth"]}
     volumes.update({k: v for k, v in ev.volumes.items() if k != "truth"})
-    slices_png = plot_slices(volumes, out / f"slices_{slug}.png")
+    truth = ev.maps.get("truth")
+    voxel = float(truth.voxel_size[0]) if truth is not None else None
+    slices_png = plot_slices(volumes, out / f"slices_{slug}.png", voxel_size=voxel)
     return {"fsc": fsc_png, "slices": slices_png}
 
 
