@@ -113,10 +113,10 @@ def evaluate(
                 "steps": steps or "model default",
                 "seed": seed,
             }
-            write_report(rows, folder, figures=figures, settings=settings)
             from densitydiff.runrecord import run_record, write_record
 
             record = run_record(config=settings, seed=seed, inputs=structures, started=start)
+            write_report(rows, folder, figures=figures, settings=settings, record=record)
             write_record(folder / "run.json", record)
     if as_json:
         print(json.dumps(results_json(rows, summary)))

@@ -111,6 +111,12 @@ def run_demo(
         figures = structure_figures(ev, out)
         for key, png in figures.items():
             files[f"{key} figure"] = png.name
+        from densitydiff.runrecord import run_record
+
+        config = {"input_resolution": input_resolution, "target_resolution": target_resolution,
+                  "models": models, "samples": samples, "sampler": sampler, "steps": steps,
+                  "padding": DEMO_PADDING, "baselines": list(DEMO_BASELINES)}  # fmt: skip
+        run = run_record(config=config, seed=seed, inputs=[path], started=started)
         write_report(
             ev.rows,
             out,
@@ -123,15 +129,11 @@ def run_demo(
                 "sampler": sampler or "model default",
                 "steps": steps or "model default",
             },
+            record=run,
         )
         files.update(
             report="report.html", csv="results.csv", json="results.json", record="demo.json"
         )
-        from densitydiff.runrecord import run_record
-
-        settings = {"input_resolution": input_resolution, "target_resolution": target_resolution,
-                    "models": models, "samples": samples, "sampler": sampler, "steps": steps,
-                    "padding": DEMO_PADDING, "baselines": list(DEMO_BASELINES)}  # fmt: skip
         record = {
             "structure": ev.structure,
             "input_resolution": input_resolution,
@@ -140,7 +142,7 @@ def run_demo(
             "samples": samples,
             "rows": ev.rows,
             "files": files,
-            "run": run_record(config=settings, seed=seed, inputs=[path], started=started),
+            "run": run,
         }
         with atomic_path(out / "demo.json") as tmp:
             clean = dict(record, rows=[{k: jsonable(v) for k, v in r.items()} for r in ev.rows])
