@@ -1,1 +1,2 @@
-"""Files in and out: MRC/CCP4, MTZ, particle stacks, RELION star, cryoSPARC cs, pickles."""
+"""Files in and out: maps (dispatch by extension), MRC/CCP4, MTZ, particle stacks, poses, CTF,
+latents, RELION star, cryoSPARC cs, restricted pickles."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from densitydiff.errors import InputError
+from densitydiff.maps import voxel_triple
 from densitydiff.sharpen.baselines import BASELINES
 from densitydiff.structures import structure_id
 
@@ -126,8 +127,7 @@ def evaluate_structure(
         raise InputError(f"structure file not found: {p}")
     if voxel_size is None:
         voxel_size = float(sharpeners[0].voxel_size) if sharpeners else 1.0
-    if not np.isfinite(voxel_size) or voxel_size <= 0:
-        raise InputError(f"voxel size must be positive, got {voxel_size!r}")
+    voxel_triple(voxel_size, "voxel size")
     if voxel_size > r_out / 2:
         raise InputError(
             f"voxel size {voxel_size:g} Å cannot hold the target resolution {r_out:g} Å "

@@ -1,4 +1,5 @@
-"""Simulation: atomic model -> density map (density.py); cryo-EM images and synthetic sets."""
+"""Simulation: atomic model -> density map (density); cryo-EM images (cryoem) from the shared
+pieces fft (centred transforms), ctf (the CTF) and lattice (central slices); synthetic sets."""
 
 from densitydiff.simulate.density import atom_mask, simulate_map
 
