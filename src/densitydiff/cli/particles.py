@@ -6,6 +6,16 @@ from pathlib import Path
 
 import typer
 
+from densitydiff.cli.options import (
+    device_option,
+    legacy,
+    out_option,
+    pick,
+    progress_option,
+    set_threads,
+    threads_option,
+)
+
 
 def _split(values: list[str] | None) -> list[str]:
     """Repeated options and comma-separated lists both work: -s A -s B, -s A,B."""
@@ -19,7 +29,8 @@ def particles(
     more_structures: list[str] | None = typer.Argument(
         None, metavar="[MODELS]...", help="With --structures: further models (--structures A B C)."
     ),
-    output: Path = typer.Option(..., "-o", "--output", help="Output directory."),
+    out: Path = out_option("Output directory (dataset.json, particles, ground truth)."),
+    output_legacy: Path = legacy("--output"),
     n_images: int = typer.Option(..., "--n-images", help="Number of particle images."),
     box: int = typer.Option(..., "--box", help="Image size D in pixels (even)."),
     pixel_size: float = typer.Option(..., "--pixel-size", help="Pixel size in Å."),
@@ -65,7 +76,9 @@ def particles(
     cs: float = typer.Option(2.7, "--cs", help="Spherical aberration (mm)."),
     amplitude_contrast: float = typer.Option(0.1, "--amplitude-contrast", help="w."),
     chunk_size: int = typer.Option(256, "--chunk-size", help="Images per batch in memory."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:k]."),
+    device: str = device_option(),
+    threads: int | None = threads_option(),
+    progress: bool | None = progress_option(),
     fix_elements: bool = typer.Option(
         False,
         "--fix-elements",
@@ -89,9 +102,8 @@ def particles(
       densitydiff simulate particles -o mix --structures a.pdb b.pdb --proportions 0.7,0.3
         --n-images 5000 --box 64 --pixel-size 2
     """
-    import sys
-
     from densitydiff import runrecord
+    from densitydiff.console import show_progress
     from densitydiff.errors import InputError
     from densitydiff.extras import require
     from densitydiff.outputs import check_output_dir
@@ -99,7 +111,10 @@ def particles(
     require("formats", what="simulate particles (particles.star)")
     from densitydiff.simulate import hetero
 
+    output = pick(out, output_legacy, "-o/--out", "--output", required=True)
+    set_threads(threads)
     check_output_dir(output, "dataset.json")  # before any work: a file or foreign folder there
+    device = _device(device)
     if more_structures and not structures:
         raise InputError(f"unexpected arguments {more_structures}: models go after --structures")
     try:
@@ -119,7 +134,7 @@ def particles(
             cs=cs, amplitude_contrast=amplitude_contrast,
         ),
         chunk_size=chunk_size,
-        device=_device(device), progress=sys.stderr.isatty(),
+        device=device, progress=show_progress(progress),
         command=runrecord.command()["shell"],
     )  # fmt: skip
     print(
