@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -122,9 +123,11 @@ def build(
     """
     from densitydiff.extras import require
 
+    started = time.perf_counter()
     require("data", what="data build")
     from densitydiff.console import show_progress
     from densitydiff.data.build import BuildConfig, build_store
+    from densitydiff.runrecord import run_record, write_record
 
     res = _floats(resolutions, "--resolutions")
     config = BuildConfig(
@@ -154,6 +157,9 @@ def build(
         shard=_parse_shard(shard),
         progress=show_progress(progress),
     )
+    if (out / "zarr.json").is_file():  # STORE/run.json: the store's groups are its folders
+        write_record(out / "run.json", run_record(config=config.to_json(), seed=seed,
+                                                  inputs=structures or [], started=started))
 
 
 @data_app.command("merge")
@@ -171,8 +177,12 @@ def merge(
 
     require("data", what="data merge")
     from densitydiff.data.build import merge_stores
+    from densitydiff.runrecord import run_record, write_record
 
+    started = time.perf_counter()
     result = merge_stores(shards, out)
+    write_record(out / "run.json", run_record(inputs=shards, started=started,
+                                              merged=result["merged"], missing=result["missing"]))
     print(f"merged {result['merged']} structures into {out}", file=sys.stderr)
     if result["missing"]:
         print(

@@ -102,12 +102,15 @@ def particles(
       densitydiff simulate particles -o mix --structures a.pdb b.pdb --proportions 0.7,0.3
         --n-images 5000 --box 64 --pixel-size 2
     """
+    import time
+
     from densitydiff import runrecord
     from densitydiff.console import show_progress
     from densitydiff.errors import InputError
     from densitydiff.extras import require
     from densitydiff.outputs import check_output_dir
 
+    started = time.perf_counter()
     require("formats", what="simulate particles (particles.star)")
     from densitydiff.simulate import hetero
 
@@ -127,6 +130,14 @@ def particles(
         structures=_split(structures) + _split(more_structures), proportions=props,
         resolution=resolution, fix_elements=fix_elements, strict_elements=strict_elements,
     )  # fmt: skip
+    models = [trajectory, structure, *_split(structures), *_split(more_structures)]
+    inputs = [m for m in models if m is not None]
+    settings = dict(n_images=n_images, box=box, pixel_size=pixel_size, seed=seed,
+                    snr=None if snr == float("inf") else snr,
+                    defocus=defocus, astigmatism=astigmatism, max_shift=max_shift,
+                    voltage=voltage, cs=cs, amplitude_contrast=amplitude_contrast,
+                    resolution=resolution, heterogeneity=source.kind, source=source.params,
+                    fix_elements=fix_elements, strict_elements=strict_elements)  # fmt: skip
     record = hetero.simulate_particles(
         output, source, n_images=n_images, box=box, pixel_size=pixel_size, snr=snr, seed=seed,
         acquisition=hetero.Acquisition(
@@ -136,6 +147,10 @@ def particles(
         chunk_size=chunk_size,
         device=device, progress=show_progress(progress),
         command=runrecord.command()["shell"],
+        run=runrecord.run_record(
+            config=settings, seed=seed, inputs=inputs, started=started,
+            elements_inferred=source.params.get("elements_inferred", 0),
+        ),
     )  # fmt: skip
     print(
         f"wrote {record['n_images']} images of {box}x{box} ({record['heterogeneity']}, "
