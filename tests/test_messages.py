@@ -22,7 +22,8 @@ from tests.conftest import EXAMPLES, REPO
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 BANNERS = ("GPU available", "TPU available", "HPU available", "litlogger", "Tip:", "deprecated",
-           "Trainer.fit", "LOCAL_RANK", "UserWarning")  # fmt: skip
+           "Trainer.fit", "LOCAL_RANK", "Warning", "warning:", "val_dataloader",
+           "logging interval")  # fmt: skip
 BAR = re.compile(r"\d+it/s|it/s]|━|█|\r")  # tqdm and rich progress bars
 
 

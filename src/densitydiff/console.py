@@ -17,6 +17,13 @@ from collections.abc import Iterator
 
 LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")
 QUIET_CATEGORIES = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+LIGHTNING_NOISE = (  # Lightning's remarks on how densitydiff set it up, not on the user's run
+    r".*is deprecated.*",
+    r".*does not have many workers.*",
+    r".*defined a `validation_step` but have no `val_dataloader`.*",
+    r".*smaller than the logging interval.*",
+    r".*Checkpoint directory .* exists and is not empty.*",
+)
 
 
 def show_progress(progress: bool | None, stream=None) -> bool:
@@ -63,8 +70,14 @@ def quiet_lightning() -> Iterator[None]:
     with warnings.catch_warnings():
         for category in QUIET_CATEGORIES:
             warnings.filterwarnings("ignore", category=category)
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*is deprecated.*")
+        for message in LIGHTNING_NOISE:
+            warnings.filterwarnings("ignore", message=message)
+        try:  # Lightning's advice to tune its own settings ("does not have many workers", ...)
+            from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+            warnings.filterwarnings("ignore", category=PossibleUserWarning)
+        except ImportError:
+            pass
         try:
             yield
         finally:
