@@ -29,7 +29,7 @@ def particles(
     more_structures: list[str] | None = typer.Argument(
         None, metavar="[MODELS]...", help="With --structures: further models (--structures A B C)."
     ),
-    out: Path = out_option("Output directory (dataset.json, particles, ground truth)."),
+    out: Path = out_option("Output directory (dataset.json, particles, ground truth), required."),
     output_legacy: Path = legacy("--output"),
     n_images: int = typer.Option(..., "--n-images", help="Number of particle images."),
     box: int = typer.Option(..., "--box", help="Image size D in pixels (even)."),

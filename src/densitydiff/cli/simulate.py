@@ -19,7 +19,7 @@ simulate_app = typer.Typer(
 @simulate_app.command("map")
 def simulate_map_command(
     model: Path = typer.Argument(..., help="Atomic model (PDB/mmCIF, optionally .gz)."),
-    out: Path = out_option("Output map (.mrc, .map, .ccp4); its run record OUT.json beside it."),
+    out: Path = out_option("Output map (.mrc, .map, .ccp4), required; OUT.json beside it."),
     output_legacy: Path = legacy("--output"),
     resolution: float = typer.Option(..., "--resolution", "-r", help="Resolution in Å."),
     voxel_size: float = typer.Option(1.0, "--voxel-size", help="Voxel size in Å."),

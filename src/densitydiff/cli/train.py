@@ -86,7 +86,7 @@ def sharpen(
 @train_app.command("export")
 def export(
     run: Path = typer.Argument(..., help="Training run directory (or a checkpoint inside it)."),
-    out: Path | None = out_option("Model file to write (.pt); its run record OUT.json beside it."),
+    out: Path | None = out_option("Model file to write (.pt), required; OUT.json beside it."),
     output_legacy: Path | None = legacy("--output"),
     half: bool = typer.Option(True, "--half/--float32", help="Store weights as float16."),
     which: str | None = typer.Option(
