@@ -154,3 +154,12 @@ def test_training_prints_no_lightning_banners_and_no_bar_when_redirected(tmp_pat
         assert banner not in done.stderr + done.stdout, (banner, done.stderr)
     assert not BAR.search(done.stderr + done.stdout)
     assert done.stdout.startswith("trained unet to step 2")
+
+
+def test_prior_train_progress_bar_goes_to_stderr_not_stdout(cli, tmp_path):
+    np.save(tmp_path / "z.npy", np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32))
+    code, out, err = cli("prior", "train", tmp_path / "z.npy", "-o", tmp_path / "run",
+                         "--epochs", "2", "--batch-size", "32", "--progress")  # fmt: skip
+    assert code == 0, err
+    assert out == f"wrote {tmp_path / 'run' / 'prior.pt'}\n"  # the result only
+    assert BAR.search(err) and "Epoch" in err, err
