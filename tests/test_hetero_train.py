@@ -103,7 +103,7 @@ def test_volume_cli_writes_the_images_grid(trained, tmp_path):
         "vol_001.mrc",
     ]
     code, _, err = run_cli(
-        "hetero", "volume", run_dir, "-o", tmp_path / "w.mrc", "--z", "1", "--z", "2"
+        "hetero", "volume", run_dir, "-o", tmp_path / "w.mrc", "--z", "1", "-2.5"
     )
     assert code == 2 and "zdim is 1" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "w.mrc").exists()

@@ -102,11 +102,16 @@ def train(
     print(f"wrote {path}")
 
 
-@hetero_app.command("volume")
+@hetero_app.command(
+    "volume", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
 def volume(
+    ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory (or its weights.pt)."),
     out: Path = typer.Option(..., "-o", "--out", help="OUT.mrc (with --z) or a folder (--zfile)."),
-    z: list[float] | None = typer.Option(None, "--z", help="One latent: --z 0.1 -0.3 ..."),
+    z: str | None = typer.Option(
+        None, "--z", help="One latent, zdim numbers after --z: --z 0.1 -0.3 ... (last option)."
+    ),
     zfile: Path | None = typer.Option(None, "--zfile", help="Latents z.txt, z.npy or z.pkl."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
 ) -> None:
@@ -116,7 +121,14 @@ def volume(
     """
     from densitydiff.errors import InputError
 
-    if (z is None or not z) == (zfile is None):
+    if ctx.args and z is None:
+        raise InputError(f"unexpected arguments {' '.join(ctx.args)}")
+    if z is not None:  # --z takes the numbers that follow it (cryoDRGN's `--z` is nargs="+")
+        try:
+            z = [float(v) for v in [z, *ctx.args]]
+        except ValueError:
+            raise InputError(f"--z needs numbers, got {' '.join([z, *ctx.args])}") from None
+    if (z is None) == (zfile is None):
         raise InputError("give one latent (--z a b ...) or a file of latents (--zfile), not both")
     from densitydiff.cli.prior import _set_threads
     from densitydiff.hetero.checkpoint import load_hetero
