@@ -70,7 +70,6 @@ def simulate_map_command(
     )
     if grid is not None:
         density = grid.with_array(density.array)  # on --like's grid: keep its header too
-    write_map(output, density)
     from densitydiff.runrecord import run_record, write_record
 
     settings = dict(resolution=resolution, voxel_size=float(density.voxel_size[0]),
@@ -80,6 +79,7 @@ def simulate_map_command(
     inputs = [model] + ([like] if like is not None else [])
     write_record(output.with_suffix(".json"),
                  run_record(config=settings, inputs=inputs, started=start, output=str(output)))
+    write_map(output, density)  # last: a map on disk always has its record beside it
     print(f"wrote {output}: {density.shape[::-1]} voxels (x, y, z) at {density.voxel_size[0]} Å")
 
 
