@@ -212,3 +212,48 @@ def test_blob_volume_is_compact():
     """The test volume fits well inside the box (so its slices are smooth in frequency)."""
     v = blob_volume(32)
     assert v[:4].max() < 1e-3 * v.max() and v[-4:].max() < 1e-3 * v.max()
+
+
+def test_cryosparc_cs_gives_the_same_particles(tmp_path):
+    """A .cs file naming the stack (blob/path with cryoSPARC's '>' prefix, blob/idx) with the
+    poses as axis-angle vectors and the CTF in cryoSPARC's units."""
+    from scipy.spatial.transform import Rotation
+
+    s = make_set(tmp_path, n=6, D=16)
+    ref = open_particles(s["particles"], s["poses"], s["ctf"])
+    rows = s["ctf_rows"]
+    dtype = [
+        ("blob/path", "S64"),
+        ("blob/idx", "<u4"),
+        ("blob/shape", "<u4", (2,)),
+        ("blob/psize_A", "<f4"),
+        ("ctf/df1_A", "<f4"),
+        ("ctf/df2_A", "<f4"),
+        ("ctf/df_angle_rad", "<f4"),
+        ("ctf/accel_kv", "<f4"),
+        ("ctf/cs_mm", "<f4"),
+        ("ctf/amp_contrast", "<f4"),
+        ("ctf/phase_shift_rad", "<f4"),
+        ("alignments3D/pose", "<f4", (3,)),
+        ("alignments3D/shift", "<f4", (2,)),
+    ]
+    cs = np.zeros(6, dtype=dtype)
+    order = np.array([3, 0, 5, 1, 4, 2])  # rows in another order than the stack
+    cs["blob/path"] = b">particles.mrcs"
+    cs["blob/idx"] = order
+    cs["blob/shape"] = 16
+    cs["blob/psize_A"] = rows[order, 1]
+    cs["ctf/df1_A"], cs["ctf/df2_A"] = rows[order, 2], rows[order, 3]
+    cs["ctf/df_angle_rad"] = np.deg2rad(rows[order, 4])
+    cs["ctf/accel_kv"], cs["ctf/cs_mm"], cs["ctf/amp_contrast"] = rows[order, 5:8].T
+    cs["alignments3D/pose"] = Rotation.from_matrix(
+        s["rotations"][order].transpose(0, 2, 1)
+    ).as_rotvec()
+    cs["alignments3D/shift"] = s["shifts"][order]
+    with open(tmp_path / "p.cs", "wb") as f:
+        np.save(f, cs)
+    got = open_particles(tmp_path / "p.cs")
+    assert np.array_equal(got.read(np.arange(6)), ref.read(order))
+    assert np.allclose(got.rotations, ref.rotations[order], atol=1e-5)
+    assert np.allclose(got.translations, ref.translations[order], atol=1e-4)
+    assert np.allclose(got.ctf, ref.ctf[order], rtol=1e-5, atol=1e-5)
