@@ -1,7 +1,7 @@
 """Benchmark of the heterogeneity VAE on a simulated trajectory (not a test).
 
     PYTHONPATH=src python bench/hetero.py [--n-images 2000] [--box 32] [--pixel-size 3]
-        [--epochs 5] [--snr 0.1] [--threads 1] [--keep DIR]
+        [--epochs 5] [--snr 0.1] [--lr 1e-4] [--batch-size 8] [--threads 1] [--keep DIR]
 
 Simulates the ADK closed->open trajectory (../shared/data/trajectories, 98 frames) with
 `densitydiff simulate particles --trajectory`, trains `hetero train` (zdim 8, 256 x 3 networks
@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--zdim", type=int, default=8)
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--trajectory", type=Path, default=TRAJECTORY)
     ap.add_argument("--keep", type=Path, default=None, help="Keep the data and run here.")
@@ -104,6 +106,8 @@ def main() -> None:
         dec_dim=args.width,
         dec_layers=args.layers,
         invert_data=invert,
+        lr=args.lr,
+        batch_size=args.batch_size,
     )
     run = work / "run"
     shutil.rmtree(run, ignore_errors=True)
@@ -139,6 +143,8 @@ def main() -> None:
         "pixel_size": args.pixel_size,
         "snr": args.snr,
         "epochs": args.epochs,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
         "zdim": args.zdim,
         "network": f"{args.width}x{args.layers}",
         "threads": args.threads,

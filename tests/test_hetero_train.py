@@ -226,3 +226,22 @@ def test_bad_inputs_exit_2_and_leave_no_run(tmp_path):
         assert code == 2, (name, err)
         assert words in err and len(err.strip().splitlines()) == 1, (name, err)
         assert not out.exists(), name
+
+
+def test_volume_does_not_import_lightning(trained, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    _, run_dir = trained
+    code = (
+        "import sys; from densitydiff.cli import main; "
+        f"rc = main(['hetero', 'volume', {str(run_dir)!r}, '-o', {str(tmp_path / 'v.mrc')!r}, "
+        "'--z', '0.5']); "
+        "assert rc == 0 and 'lightning' not in sys.modules, (rc, 'lightning' in sys.modules)"
+    )
+    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "v.mrc").is_file()
