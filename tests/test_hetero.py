@@ -257,3 +257,16 @@ def test_cryosparc_cs_gives_the_same_particles(tmp_path):
     assert np.allclose(got.rotations, ref.rotations[order], atol=1e-5)
     assert np.allclose(got.translations, ref.translations[order], atol=1e-4)
     assert np.allclose(got.ctf, ref.ctf[order], rtol=1e-5, atol=1e-5)
+
+
+def test_conv_encoder_option():
+    model, _ = _model(D=32, encoder="conv")
+    from densitydiff.nn.field import ConvEncoder
+
+    assert isinstance(model.encoder, ConvEncoder)
+    x = torch.randn(3, 32, 32)
+    mu, logvar = model.encode(x)
+    assert mu.shape == logvar.shape == (3, 2)
+    assert not torch.allclose(mu[0], mu[1])
+    with pytest.raises(InputError, match="encoder"):
+        read_config("tiny", encoder="resnet")

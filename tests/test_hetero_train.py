@@ -245,3 +245,27 @@ def test_volume_does_not_import_lightning(trained, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "v.mrc").is_file()
+
+
+def test_conv_encoder_trains_from_the_cli(tmp_path):
+    s = make_set(tmp_path, n=16, D=16)
+    code, out, err = run_cli(
+        "hetero",
+        "train",
+        s["particles"],
+        "--poses",
+        s["poses"],
+        "--ctf",
+        s["ctf"],
+        "-o",
+        tmp_path / "run",
+        "--config",
+        "tiny",
+        "--epochs",
+        "1",
+        "--encoder",
+        "conv",
+        "--no-progress",
+    )
+    assert code == 0, err
+    assert load_hetero(tmp_path / "run").config.encoder == "conv"

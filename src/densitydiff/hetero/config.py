@@ -15,6 +15,7 @@ from densitydiff import configfile
 from densitydiff.errors import InputError
 
 PE_TYPES = ("geom_lowf", "gaussian")
+ENCODERS = ("mlp", "conv")
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 
 
@@ -27,6 +28,7 @@ class HeteroConfig:
     batch_size: int = 8
     lr: float = 1e-4
     weight_decay: float = 0.0
+    encoder: str = "mlp"  # cryoDRGN's MLP on the flattened image, or "conv" (strided convs)
     enc_dim: int = 256
     enc_layers: int = 3
     dec_dim: int = 256
@@ -64,6 +66,8 @@ class HeteroConfig:
             )
         if self.pe_type not in PE_TYPES:
             raise InputError(f"pe_type must be one of {', '.join(PE_TYPES)}, got {self.pe_type!r}")
+        if self.encoder not in ENCODERS:
+            raise InputError(f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
         if self.pe_dim is not None and self.pe_dim < 2:
             raise InputError(f"pe_dim must be >= 2, got {self.pe_dim}")
         if self.precision not in PRECISIONS:

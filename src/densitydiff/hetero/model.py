@@ -14,7 +14,12 @@ import torch
 from torch import Tensor, nn
 
 from densitydiff.hetero.config import HeteroConfig
-from densitydiff.nn.field import PositionalEncoding, ResidualLinearMLP, hermitian_sign
+from densitydiff.nn.field import (
+    ConvEncoder,
+    PositionalEncoding,
+    ResidualLinearMLP,
+    hermitian_sign,
+)
 from densitydiff.simulate.lattice import lattice_plane, rotate
 
 
@@ -68,12 +73,18 @@ class FourierFieldDecoder(nn.Module):
 
 
 class HeteroVAE(nn.Module):
-    """Encoder MLP (windowed image -> mean, log-variance of z) and the Fourier-field decoder."""
+    """Encoder (windowed image -> mean, log-variance of z: cryoDRGN's MLP, or a small conv net)
+    and the Fourier-field decoder."""
 
     def __init__(self, D: int, config: HeteroConfig) -> None:
         super().__init__()
         self.D, self.zdim = D, config.zdim
-        self.encoder = ResidualLinearMLP(D * D, config.enc_dim, config.enc_layers, 2 * config.zdim)
+        if config.encoder == "conv":
+            self.encoder = ConvEncoder(D, config.enc_dim, 2 * config.zdim)
+        else:
+            self.encoder = ResidualLinearMLP(
+                D * D, config.enc_dim, config.enc_layers, 2 * config.zdim
+            )
         self.decoder = FourierFieldDecoder(D, config.zdim, config)
         points, idx, neg = half_plane(D)
         self.register_buffer(
@@ -87,7 +98,9 @@ class HeteroVAE(nn.Module):
 
     def encode(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """(mu, logvar), each (B, zdim), of normalised images (B, D, D)."""
-        out = self.encoder((images * self.window).flatten(1))
+        windowed = images * self.window
+        flat = isinstance(self.encoder, ResidualLinearMLP)
+        out = self.encoder(windowed.flatten(1) if flat else windowed)
         return out[:, : self.zdim], out[:, self.zdim :]
 
     def slices(self, z: Tensor, rotations: Tensor) -> Tensor:

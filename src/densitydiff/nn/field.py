@@ -81,6 +81,27 @@ class ResidualLinearMLP(nn.Module):
         return self.main(x)
 
 
+class ConvEncoder(nn.Module):
+    """Images (B, D, D) -> (B, out_dim): stride-2 3x3 convolutions (32, 64, 128, 128, ...
+    channels, ReLU) down to 4 x 4, then Linear(width), ReLU, Linear(out_dim)."""
+
+    def __init__(self, D: int, width: int, out_dim: int) -> None:
+        super().__init__()
+        mods: list[nn.Module] = []
+        channels, size = 1, D
+        while size > 4:
+            nxt = min(32 * 2 ** len(mods[::2]), 128)
+            mods += [nn.Conv2d(channels, nxt, 3, stride=2, padding=1), nn.ReLU()]
+            channels, size = nxt, (size + 1) // 2
+        self.features = nn.Sequential(*mods)
+        self.head = nn.Sequential(
+            nn.Linear(channels * size * size, width), nn.ReLU(), nn.Linear(width, out_dim)
+        )
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.head(self.features(images.reshape(-1, 1, *images.shape[-2:])).flatten(1))
+
+
 def hermitian_sign(coords: Tensor) -> Tensor:
     """+1 or -1 per coordinate (..., 3): which of the half-spaces q.n > 0 / q.n < 0 it lies in.
 
