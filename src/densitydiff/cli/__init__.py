@@ -87,12 +87,13 @@ def _user_error(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 2 bad input)."""
+    from densitydiff.console import one_line_warnings
     from densitydiff.runrecord import invoked_as
 
     exits, aborts, usage = _cli_exceptions()
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
-        with invoked_as(["densitydiff", *args]):
+        with invoked_as(["densitydiff", *args]), one_line_warnings():
             result = app(args=argv, standalone_mode=False, prog_name="densitydiff")
     except exits as exc:
         return int(getattr(exc, "exit_code", 0) or 0)

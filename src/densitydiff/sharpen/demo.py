@@ -51,6 +51,7 @@ def run_demo(
     sampler: str | None = None,
     steps: int | None = DEMO_STEPS,
     seed: int = 0,
+    device: str = "cpu",
     progress: bool = False,
 ) -> dict:
     """Run the demo; return {"structure", "rows", "files", "models", "samples"}.
@@ -91,6 +92,7 @@ def run_demo(
         samples=samples,
         baselines=DEMO_BASELINES,
         padding=DEMO_PADDING,
+        device=device,
         progress=progress,
     )
     # written in a temporary folder that is renamed when demo.json, the last file, is there

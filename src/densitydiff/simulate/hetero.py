@@ -97,7 +97,7 @@ def trajectory_source(
     Read by `structures.read_structure(all_models=True)`, so blank element columns are inferred
     from the atom names in every frame and wrong ones refused.
     """
-    from densitydiff.structures import centroid, read_structure
+    from densitydiff.structures import centroid, inferred_elements, read_structure
 
     st = read_structure(
         path, all_models=True, fix_elements=fix_elements, strict_elements=strict_elements
@@ -113,7 +113,8 @@ def trajectory_source(
         kind="trajectory",
         coordinates=np.arange(n) / (n - 1),
         weights=np.full(n, 1.0 / n),
-        params={"trajectory": str(path), "n_frames": n},
+        params={"trajectory": str(path), "n_frames": n,
+                "elements_inferred": inferred_elements(st)},  # fmt: skip
         structures=frames,
         center=centroid(st[0]),
         resolution=resolution,
@@ -148,7 +149,7 @@ def hinge_source(
     """
     import gemmi
 
-    from densitydiff.structures import centroid, read_structure
+    from densitydiff.structures import centroid, inferred_elements, read_structure
 
     st = read_structure(path, fix_elements=fix_elements, strict_elements=strict_elements)
     axis = np.asarray(axis, dtype=float)
@@ -231,6 +232,7 @@ def hinge_source(
             "angles_deg": [a0, a0 + 360.0] if circular else [a0, a1],
             "n_states": n_states,
             "n_moving_atoms": int(moving.sum()),
+            "elements_inferred": inferred_elements(st),
         },
         structures=[make(float(t)) for t in values],
         center=centroid(st[0]),
@@ -247,7 +249,7 @@ def discrete_source(
     strict_elements: bool = False,
 ) -> StructureSource:
     """Distinct structures as states (compositional heterogeneity), on the first's centroid."""
-    from densitydiff.structures import centroid, read_structure
+    from densitydiff.structures import centroid, inferred_elements, read_structure
 
     if len(paths) < 2:
         raise InputError(f"discrete heterogeneity needs at least 2 structures, got {len(paths)}")
@@ -269,7 +271,8 @@ def discrete_source(
         kind="discrete",
         coordinates=np.arange(n, dtype=float),
         weights=weights,
-        params={"structures": [str(p) for p in paths], "proportions": weights.tolist()},
+        params={"structures": [str(p) for p in paths], "proportions": weights.tolist(),
+                "elements_inferred": sum(inferred_elements(st) for st in structures)},  # fmt: skip
         structures=structures,
         center=centroid(structures[0][0]),
         resolution=resolution,
@@ -503,8 +506,11 @@ def simulate_particles(
     device=None,
     progress: bool = True,
     command: str | None = None,
+    run: dict | None = None,
 ) -> dict:
     """Write a synthetic data set to `out_dir`; return the dataset.json record.
+
+    `run` (a densitydiff.runrecord record: command line, versions, inputs) is kept in it as "run".
 
     Steps: draw every image's parameters, form the clean images state by state, add noise of
     sigma^2 = signal variance / SNR, write poses, CTF, star file and ground truth, the record.
@@ -517,13 +523,13 @@ def simulate_particles(
         return _simulate_into(
             out, source, n_images=n_images, box=box, pixel_size=pixel_size, snr=snr, seed=seed,
             acquisition=acquisition, chunk_size=chunk_size, device=device, progress=progress,
-            command=command,
+            command=command, run=run,
         )  # fmt: skip
 
 
 def _simulate_into(
     out: Path, source: Source, *, n_images, box, pixel_size, snr, seed, acquisition, chunk_size,
-    device, progress, command,
+    device, progress, command, run=None,
 ) -> dict:  # fmt: skip
     """The body of `simulate_particles`, writing into the (temporary) folder `out`."""
     from tqdm import tqdm
@@ -546,6 +552,8 @@ def _simulate_into(
         pixel_size=pixel_size, snr=snr, signal_var=signal_var, sigma=sigma, seed=seed,
         chunk_size=chunk_size,
     )  # fmt: skip
+    if run is not None:
+        record["run"] = run
     with atomic_path(out / "dataset.json") as tmp:
         Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
     return record
