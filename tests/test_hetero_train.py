@@ -93,6 +93,10 @@ def test_volume_cli_writes_the_images_grid(trained, tmp_path):
     assert m.shape == (32, 32, 32) and np.allclose(m.voxel_size, 4.0)
     assert np.allclose(m.origin, 0.0)
     assert np.allclose(m.array, decode_volume(load_hetero(run_dir), np.zeros(1)), atol=1e-6)
+    import json
+
+    record = json.loads((tmp_path / "v.json").read_text())
+    assert record["z"] == [0.0] and record["inputs"][0]["path"].endswith("weights.pt")
     write_latents(tmp_path / "z.txt", np.array([[0.0], [1.0]]))
     code, _, err = run_cli(
         "hetero", "volume", run_dir, "-o", tmp_path / "vols", "--zfile", tmp_path / "z.txt"
@@ -102,6 +106,7 @@ def test_volume_cli_writes_the_images_grid(trained, tmp_path):
         "vol_000.mrc",
         "vol_001.mrc",
     ]
+    assert "versions" in json.loads((tmp_path / "vols" / "volumes.json").read_text())
     code, _, err = run_cli(
         "hetero", "volume", run_dir, "-o", tmp_path / "w.mrc", "--z", "1", "-2.5"
     )

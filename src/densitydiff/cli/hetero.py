@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
+
+from densitydiff.cli.options import progress_option, set_threads, threads_option
 
 hetero_app = typer.Typer(
     help="cryoDRGN-style VAE for heterogeneous reconstruction (particles -> z.pkl, volumes).",
@@ -52,8 +55,8 @@ def train(
     num_nodes: int = typer.Option(1, "--num-nodes", help="Nodes for multi-node training."),
     accelerator: str = typer.Option("auto", "--accelerator", help="auto | cpu | gpu."),
     resume: bool = typer.Option(False, "--resume", help="Continue from RUN/checkpoints/last.ckpt."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    progress: bool | None = progress_option(),
+    threads: int | None = threads_option(),
 ) -> None:
     """Train the VAE; writes RUN/z.N.pkl each epoch, RUN/z.pkl, RUN/weights.pt, RUN/config.yaml.
 
@@ -63,11 +66,11 @@ def train(
     from densitydiff.extras import require
 
     require("train", what="hetero train")
-    from densitydiff.cli.prior import _set_threads
+    from densitydiff.console import show_progress
     from densitydiff.hetero.data import open_particles
     from densitydiff.hetero.train import read_config, train_hetero
 
-    _set_threads(threads)
+    set_threads(threads)
     if resume and config is None and (out / "config.yaml").is_file():
         config = out / "config.yaml"
     cfg = read_config(
@@ -96,7 +99,7 @@ def train(
         out,
         cfg,
         resume=resume,
-        progress=progress,
+        progress=show_progress(progress),
         devices=dev,
         num_nodes=num_nodes,
         accelerator=accelerator,
@@ -115,7 +118,7 @@ def volume(
         None, "--z", help="One latent, zdim numbers after --z: --z 0.1 -0.3 ... (last option)."
     ),
     zfile: Path | None = typer.Option(None, "--zfile", help="Latents z.txt, z.npy or z.pkl."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Decode volumes at latents (the images' pixel size, origin 0, as cryoDRGN's eval_vol).
 
@@ -132,20 +135,30 @@ def volume(
             raise InputError(f"--z needs numbers, got {' '.join([z, *ctx.args])}") from None
     if (z is None) == (zfile is None):
         raise InputError("give one latent (--z a b ...) or a file of latents (--zfile), not both")
-    from densitydiff.cli.prior import _set_threads
     from densitydiff.hetero.checkpoint import load_hetero
     from densitydiff.hetero.volume import write_volume, write_volumes
+    from densitydiff.outputs import check_record_path
+    from densitydiff.runrecord import run_record, write_record
 
-    _set_threads(threads)
+    started = time.perf_counter()
+    set_threads(threads)
+    if zfile is None:
+        check_record_path(out.with_suffix(".json"))
     model = load_hetero(run)
+    weights = run / "weights.pt" if run.is_dir() else run
+    inputs = [weights] + ([zfile] if zfile is not None else [])
     if zfile is not None:
         from densitydiff.formats.latents import read_latents
 
         mu, _ = read_latents(zfile)
-        write_volumes(model, mu, out, source=str(zfile))
+        record = run_record(inputs=inputs, started=started, output=str(out))
+        write_volumes(model, mu, out, source=str(zfile), record=record)
         print(f"wrote {len(mu)} volumes to {out}")
     else:
-        print(f"wrote {write_volume(model, z, out)}")
+        path = write_volume(model, z, out)
+        record = run_record(inputs=inputs, started=started, output=str(out), z=list(z))
+        write_record(out.with_suffix(".json"), record)
+        print(f"wrote {path}")
 
 
 def register(app: typer.Typer) -> None:

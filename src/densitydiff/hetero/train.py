@@ -8,7 +8,6 @@ epoch and `resume=True` continues from it. Noise and shuffling come from (seed, 
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import time
@@ -116,6 +115,7 @@ def _fit(
     import torch
     import yaml
 
+    from densitydiff.console import lightning_progress_bar, quiet_lightning
     from densitydiff.formats.latents import write_latents
     from densitydiff.hetero.checkpoint import save_hetero
     from densitydiff.hetero.data import ChunkedParticles
@@ -140,9 +140,6 @@ def _fit(
         tmp.write_text(text)
     write_record(run_dir / "run.yaml", record)
 
-    if not progress:
-        for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-            logging.getLogger(name).setLevel(logging.WARNING)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     data = ChunkedParticles(particles, config.batch_size, config.chunk_size, config.seed)
     loader = torch.utils.data.DataLoader(data, batch_size=None)
@@ -152,24 +149,25 @@ def _fit(
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=run_dir / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1
     )
-    trainer = pl.Trainer(
-        plugins=[atomic_checkpoint_io()],
-        max_epochs=config.epochs,
-        accelerator=accelerator,
-        devices=devices,
-        num_nodes=num_nodes,
-        precision=config.precision,
-        logger=pl.loggers.CSVLogger(run_dir, name="logs"),
-        callbacks=[_latent_writer(run_dir), checkpoint],
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        deterministic=True,
-        log_every_n_steps=1,
-        default_root_dir=run_dir,
-    )
-    trainer.fit(
-        module, loader, ckpt_path=str(run_dir / "checkpoints" / "last.ckpt") if resume else None
-    )
+    bar = lightning_progress_bar(progress)
+    with quiet_lightning():
+        trainer = pl.Trainer(
+            plugins=[atomic_checkpoint_io()],
+            max_epochs=config.epochs,
+            accelerator=accelerator,
+            devices=devices,
+            num_nodes=num_nodes,
+            precision=config.precision,
+            logger=pl.loggers.CSVLogger(run_dir, name="logs"),
+            callbacks=[_latent_writer(run_dir), checkpoint] + ([bar] if bar is not None else []),
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            deterministic=True,
+            log_every_n_steps=1,
+            default_root_dir=run_dir,
+        )
+        last = run_dir / "checkpoints" / "last.ckpt"
+        trainer.fit(module, loader, ckpt_path=str(last) if resume else None)
     out = run_dir / "z.pkl"
     if trainer.is_global_zero:
         epochs = int(trainer.current_epoch)

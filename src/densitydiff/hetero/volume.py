@@ -62,9 +62,12 @@ def write_volume(run: HeteroRun, z, out: str | os.PathLike) -> Path:
     return write_map(out, as_map(run, decode_volume(run, z[0])))
 
 
-def write_volumes(run: HeteroRun, z, out_dir: str | os.PathLike, source: str = "") -> Path:
+def write_volumes(
+    run: HeteroRun, z, out_dir: str | os.PathLike, source: str = "", record: dict | None = None
+) -> Path:
     """Decode each row of z into OUT_DIR/vol_000.mrc, vol_001.mrc, ... (cryoDRGN's names), with
-    z_values.txt and volumes.json; the folder appears whole (`outputs.atomic_dir`)."""
+    z_values.txt and volumes.json (`record`, a run record, with what was decoded); the folder
+    appears whole (`outputs.atomic_dir`)."""
     from densitydiff.formats.maps import write_map
     from densitydiff.outputs import atomic_dir
 
@@ -80,5 +83,10 @@ def write_volumes(run: HeteroRun, z, out_dir: str | os.PathLike, source: str = "
             "D": run.D,
             "zfile": source,
         }
-        (tmp / "volumes.json").write_text(json.dumps(info, indent=1) + "\n")
+        if record is not None:
+            from densitydiff.runrecord import write_record
+
+            write_record(tmp / "volumes.json", {**record, **info})
+        else:
+            (tmp / "volumes.json").write_text(json.dumps(info, indent=1) + "\n")
     return Path(out_dir)
