@@ -121,7 +121,10 @@ def test_chunk_plan_reads_each_image_once_in_contiguous_chunks():
     assert np.array_equal(seen[1], np.concatenate(chunk_plan(n, chunk, batch, 5, 1)))
     # two ranks: disjoint images, the same number of batches
     a, b = (chunk_plan(n, chunk, batch, 5, 0, rank=r, world=2) for r in (0, 1))
-    assert len(a) == len(b) and not set(np.concatenate(a)) & set(np.concatenate(b))
+    assert len(a) == len(b) and set(np.concatenate(a)) | set(np.concatenate(b)) == set(range(n))
+    # one chunk, two ranks: both run its batches, none is lost
+    a, b = (chunk_plan(20, 32, 8, 5, 0, rank=r, world=2) for r in (0, 1))
+    assert len(a) == len(b) == 3 and sorted(np.concatenate(b)) == list(range(20))
 
 
 def test_dataset_reads_one_chunk_at_a_time(tmp_path):

@@ -255,7 +255,8 @@ def chunk_plan(
 
     Contiguous chunks of `chunk_size` positions in a shuffled order, dealt round-robin to the
     ranks; each chunk is shuffled within and cut into batches. Every rank gets the same number
-    of batches (the fewest any rank has: with several ranks a few images may wait an epoch).
+    of batches (DDP needs it): a rank with fewer repeats its first ones, so with several ranks
+    every image is seen each epoch and a few twice.
     """
     rng = np.random.default_rng([int(seed), int(epoch)])
     starts = np.arange(0, n, chunk_size)
@@ -265,8 +266,9 @@ def chunk_plan(
         pos = np.arange(starts[c], min(starts[c] + chunk_size, n))
         pos = pos[rng.permutation(len(pos))]
         per_rank[j % world].extend(np.array_split(pos, -(-len(pos) // batch_size)))
-    count = min(len(b) for b in per_rank)
-    return per_rank[rank][:count]
+    count = max(len(b) for b in per_rank)
+    mine = per_rank[rank] or per_rank[0]  # more ranks than chunks: share the first rank's
+    return [mine[i % len(mine)] for i in range(count)]
 
 
 def _torch_dataset_base():
