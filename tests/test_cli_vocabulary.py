@@ -17,7 +17,7 @@ from densitydiff.diffusion.sampling import HELP as SAMPLER_HELP
 READ_ONLY = {"info", "fsc", "compare", "data info", "prior evaluate"}  # print, write no files
 NO_TORCH = {"info", "fsc", "compare", "simulate map", "data build", "data merge", "data info"}
 LONG = {"evaluate", "demo", "data build", "train sharpen", "prior train", "simulate particles",
-        "sharpen"}  # fmt: skip
+        "sharpen", "hetero train"}  # fmt: skip
 # command -> its hidden old spellings (each must still be accepted)
 LEGACY = {
     "simulate map": {"--output"},
@@ -59,7 +59,7 @@ def test_the_walk_finds_every_command():
     expected = {"info", "fsc", "compare", "simulate map", "simulate particles", "demo",
                 "data build", "data merge", "data info", "prior train", "prior sample",
                 "prior interpolate", "prior evaluate", "prior plot", "train sharpen",
-                "train export", "sharpen", "evaluate"}  # fmt: skip
+                "train export", "sharpen", "evaluate", "hetero train", "hetero volume"}  # fmt: skip
     assert set(COMMANDS) == expected
     assert LONG | NO_TORCH | READ_ONLY <= set(COMMANDS)
 

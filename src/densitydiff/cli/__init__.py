@@ -13,6 +13,7 @@ import typer
 from densitydiff.cli import data as _data
 from densitydiff.cli import demo as _demo
 from densitydiff.cli import evaluate as _evaluate
+from densitydiff.cli import hetero as _hetero
 from densitydiff.cli import maps as _maps
 from densitydiff.cli import prior as _prior
 from densitydiff.cli import sharpen as _sharpen
@@ -56,6 +57,7 @@ _simulate.register(app)
 _demo.register(app)
 _data.register(app)
 _prior.register(app)
+_hetero.register(app)
 _train.register(app)
 _sharpen.register(app)
 _evaluate.register(app)
