@@ -134,10 +134,10 @@ def cryodrgn_backproject(D: int = 64, n: int = 5000) -> dict:
                            seed=0, progress=False)  # fmt: skip
         truth = read_map(Path(tmp) / "volumes" / "state_000.mrc").array
         report: dict = {}
-        # Our stacks hold CTF * (P V) with cryoDRGN's CTF, as its own simulator writes them;
-        # its default inverts the data sign (for experimental stacks), so --uninvert-data is
-        # the matching setting (the default gives -V). Both are reported.
-        for label, extra in (("uninvert_data", ["--uninvert-data"]), ("default", [])):
+        # Our stacks are protein dark by default (-(CTF * P V), "contrast": "cryodrgn"), as
+        # experimental stacks are, so cryoDRGN's default (which inverts the data sign) is the
+        # matching setting and --uninvert-data gives -V. Both are reported.
+        for label, extra in (("default", []), ("uninvert_data", ["--uninvert-data"])):
             outdir = Path(tmp) / f"backproject_{label}"
             cmd = [exe, "backproject_voxel", f"{tmp}/particles.mrcs", "--poses",
                    f"{tmp}/poses.pkl", "--ctf", f"{tmp}/ctf.pkl", "-o", str(outdir),

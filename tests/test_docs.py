@@ -36,6 +36,7 @@ TINY = [
 # appended when the line is of this command
 TINY_EXTRA = {
     ("prior", "train"): ["--epochs", "2", "--no-progress"],
+    ("hetero", "train"): ["--epochs", "2", "--no-progress", "--config", "tiny", "--zdim", "8"],
     ("train", "sharpen"): ["--max-steps", "2", "--batch-size", "2"],
     ("evaluate",): ["--no-models"],  # the models' part runs in tests/test_evaluate.py
 }

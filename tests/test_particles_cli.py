@@ -75,7 +75,8 @@ def test_trajectory_data_set_is_complete_consistent_and_deterministic(cli, tmp_p
         clean[idx] = form_images(Projector(vols[k]), rot[idx], shifts, ctf[idx]).numpy()
     signal_var = clean.reshape(60, -1).var(axis=1).mean()
     assert record["signal_variance"] == pytest.approx(signal_var, rel=1e-3)
-    noise = images - clean
+    assert record["contrast"] == "cryodrgn"  # the default: protein dark, -(CTF * P V) + N
+    noise = images + clean
     assert noise.std() == pytest.approx(np.sqrt(signal_var / 0.5), rel=0.05)
     assert abs(noise.mean()) < 0.05 * noise.std()
     # same seed -> the same data set; another seed -> another one
@@ -225,3 +226,61 @@ def test_trajectory_with_calcium_alpha_carbons_is_refused(cli, tmp_path):
                        "--n-images", "4", *COMMON)  # fmt: skip
     assert code == 2 and "calcium" in err and err.count("\n") == 1, err
     assert not (out / "particles.mrcs").exists()
+
+
+def _noiseless(cli, tmp_path, name, *extra):
+    args = ["--structures", EXAMPLES / "1orc.pdb.gz", EXAMPLES / "1orc.pdb.gz", "--n-images",
+            "400", "--snr", "inf", "--max-shift", "0", *COMMON, *extra]  # fmt: skip
+    code, _, err = cli("simulate", "particles", "-o", tmp_path / name, *args)
+    assert code == 0, err
+    return tmp_path / name
+
+
+def test_stack_contrast_is_what_cryodrgn_defaults_read_and_our_backprojection_agrees(
+    cli, tmp_path
+):
+    """Default stacks are protein dark: cryoDRGN's default --invert-data (images * -1) and our
+    backproject(invert=True) give the positive volume; --contrast positive is the other way."""
+    from densitydiff.simulate.reconstruct import backproject
+
+    def cc(folder, invert):
+        images = particles.read_particles(folder / "particles.mrcs")
+        rot, trans = particles.load_poses(folder / "poses.pkl")
+        rec = backproject(images, rot, trans * 24, load_ctf(folder / "ctf.pkl"), invert=invert)
+        vol = read_map(folder / "volumes" / "state_000.mrc").array
+        return np.corrcoef(rec.ravel(), vol.ravel())[0, 1]
+
+    dark = _noiseless(cli, tmp_path, "dark")
+    record = json.loads((dark / "dataset.json").read_text())
+    assert record["contrast"] == "cryodrgn" and "invert" in record["contrast_definition"]
+    assert cc(dark, invert=True) > 0.9  # what cryoDRGN's defaults see
+    assert cc(dark, invert=False) < -0.9  # what --uninvert-data would see
+    bright = _noiseless(cli, tmp_path, "bright", "--contrast", "positive")
+    assert json.loads((bright / "dataset.json").read_text())["contrast"] == "positive"
+    np.testing.assert_allclose(
+        particles.read_particles(bright / "particles.mrcs"),
+        -particles.read_particles(dark / "particles.mrcs"), atol=1e-6,
+    )  # fmt: skip
+    code, _, err = cli("simulate", "particles", "-o", tmp_path / "x", "--structures",
+                       EXAMPLES / "1orc.pdb.gz", "--n-images", "4", *COMMON, "--contrast", "dark")
+    assert code == 2 and "contrast" in err  # fmt: skip
+
+
+def test_volumes_sit_on_cryodrgns_grid(cli, tmp_path):
+    """cryoDRGN's write_mrc (eval_vol, backproject_voxel) writes origin 0 and voxel size Apix;
+    a volume we write and one written that way for the same array line up, and FSC runs
+    between them without --resample."""
+    import mrcfile
+
+    folder = _noiseless(cli, tmp_path, "d")
+    ours = read_map(folder / "volumes" / "state_000.mrc")
+    assert ours.origin == pytest.approx((0.0, 0.0, 0.0)) and ours.array.shape == (24, 24, 24)
+    theirs = tmp_path / "cryodrgn_vol.mrc"
+    with mrcfile.new(str(theirs)) as m:  # as cryodrgn.mrcfile.write_mrc: default header
+        m.set_data(ours.array.astype(np.float32))
+        m.voxel_size = 3.0  # Apix; header origin and nxstart stay 0
+    other = read_map(theirs)
+    assert other.origin == pytest.approx(ours.origin) and other.voxel_size == ours.voxel_size
+    code, out, err = cli("fsc", folder / "volumes" / "state_000.mrc", theirs, "--json")
+    assert code == 0, err
+    assert json.loads(out)["fsc_auc"] == pytest.approx(1.0, abs=1e-3)

@@ -1,8 +1,9 @@
 """Optional dependencies (pyproject extras) checked before a command starts any work.
 
-Without this, a missing package shows up late: `simulate particles` without starfile used to
-simulate everything and then fail at the star file. `require("formats")` fails at once with one
-line naming the `pip install 'densitydiff[formats]'` that fixes it.
+Without this, a missing package shows up late (`simulate particles` once simulated everything
+and then failed at the star file). `require("train")` fails at once with one line naming the
+`pip install 'densitydiff[train]'` that fixes it. The base install (no extras) sharpens,
+evaluates, simulates and samples priors; training and the zarr store need extras.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from densitydiff.errors import InputError
 
 # the modules each extra of pyproject.toml provides (keep in step with [optional-dependencies])
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "train": ("lightning", "diffusers"),
-    "prior": ("torchdiffeq",),
+    "train": ("lightning",),
     "data": ("zarr", "numcodecs"),
     "formats": ("starfile",),
 }

@@ -96,22 +96,67 @@ def plot_fsc(curves: Mapping[str, object], path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def plot_slices(volumes: Mapping[str, np.ndarray], path: str | os.PathLike) -> Path:
-    """Central z, y and x slices of each volume, one row per volume."""
+_NICE_LENGTHS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+def _scale_length(width: float) -> float:
+    """The largest 1-2-5 length at most a quarter of `width` (the scale bar's length)."""
+    fits = [v for v in _NICE_LENGTHS if v <= width / 4]
+    return float(fits[-1]) if fits else width / 4
+
+
+def slices_figure(volumes: Mapping[str, np.ndarray], voxel_size: float | None = None):
+    """Central z, y and x slices, one row per volume (matplotlib Figure).
+
+    Each row has one grey scale for its three panels (the 0.5-99.5 percentile of the row's
+    slices) and its colour bar, so panels of a row compare directly; titles give the slice
+    index; each panel has the same scale bar (Å with `voxel_size`, else voxels). Small maps are
+    drawn with bilinear interpolation, not as blocks of pixels.
+    """
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
     plt = _pyplot()
     n = len(volumes)
-    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
+    fig, axes = plt.subplots(
+        n, 4, figsize=(9.0, 2.6 * n), squeeze=False,
+        gridspec_kw={"width_ratios": [1, 1, 1, 0.06]},
+    )  # fmt: skip
+    step = float(voxel_size) if voxel_size else 1.0
+    unit = "Å" if voxel_size else "vox"
+    length = _scale_length(min(min(np.shape(v)) for v in volumes.values()) * step)  # one for all
     for row, (label, vol) in enumerate(volumes.items()):
+        vol = np.asarray(vol, dtype=np.float32)
         centre = [s // 2 for s in vol.shape]
         slices = (vol[centre[0]], vol[:, centre[1]], vol[:, :, centre[2]])
-        for col, (img, axis) in enumerate(zip(slices, "zyx")):
+        values = np.concatenate([s.ravel() for s in slices])
+        lo, hi = (float(v) for v in np.percentile(values, [0.5, 99.5]))
+        if not hi > lo:
+            lo, hi = lo - 0.5, lo + 0.5
+        image = None
+        for col, (img, axis, index) in enumerate(zip(slices, "zyx", centre)):
             ax = axes[row, col]
-            ax.imshow(img, cmap="gray", origin="lower")
+            image = ax.imshow(img, cmap="gray", origin="lower", vmin=lo, vmax=hi,
+                              interpolation="bilinear")  # fmt: skip
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(f"{label} ({axis} = centre)", fontsize=8)
+            ax.set_title(f"{label}: {axis} = {index}", fontsize=8)
+            bar = AnchoredSizeBar(ax.transData, length / step, f"{length:g} {unit}", "lower right",
+                                  pad=0.3, color="yellow", frameon=False, size_vertical=0.4,
+                                  fontproperties={"size": 7})  # fmt: skip
+            ax.add_artist(bar)
+        cbar = fig.colorbar(image, cax=axes[row, 3])
+        cbar.ax.tick_params(labelsize=7)
     fig.tight_layout()
+    return fig
+
+
+def plot_slices(
+    volumes: Mapping[str, np.ndarray], path: str | os.PathLike, voxel_size: float | None = None
+) -> Path:
+    """Write `slices_figure(volumes, voxel_size)` as a PNG (150 dpi), atomically."""
+    plt = _pyplot()
+    fig = slices_figure(volumes, voxel_size)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format="png", dpi=150)
     plt.close(fig)
     return Path(path)

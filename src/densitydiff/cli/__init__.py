@@ -13,6 +13,7 @@ import typer
 from densitydiff.cli import data as _data
 from densitydiff.cli import demo as _demo
 from densitydiff.cli import evaluate as _evaluate
+from densitydiff.cli import hetero as _hetero
 from densitydiff.cli import maps as _maps
 from densitydiff.cli import prior as _prior
 from densitydiff.cli import sharpen as _sharpen
@@ -56,6 +57,7 @@ _simulate.register(app)
 _demo.register(app)
 _data.register(app)
 _prior.register(app)
+_hetero.register(app)
 _train.register(app)
 _sharpen.register(app)
 _evaluate.register(app)
@@ -85,12 +87,13 @@ def _user_error(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 2 bad input)."""
+    from densitydiff.console import one_line_warnings
     from densitydiff.runrecord import invoked_as
 
     exits, aborts, usage = _cli_exceptions()
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
-        with invoked_as(["densitydiff", *args]):
+        with invoked_as(["densitydiff", *args]), one_line_warnings():
             result = app(args=argv, standalone_mode=False, prog_name="densitydiff")
     except exits as exc:
         return int(getattr(exc, "exit_code", 0) or 0)

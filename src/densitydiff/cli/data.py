@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import typer
+
+from densitydiff.cli.options import progress_option
+from densitydiff.console import human_bytes
 
 data_app = typer.Typer(
     help="Build, merge and inspect training patch stores (zarr v3).", no_args_is_help=True
@@ -120,7 +124,7 @@ def build(
     realism: list[str] = typer.Option(
         [], "--realism", help="Override one realism knob, KEY=VALUE (ranges lo:hi); repeatable."
     ),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    progress: bool | None = progress_option(),
 ) -> None:
     """Simulate structures at several resolutions on one grid and store aligned patches.
 
@@ -129,8 +133,11 @@ def build(
     """
     from densitydiff.extras import require
 
+    started = time.perf_counter()
     require("data", what="data build")
+    from densitydiff.console import show_progress
     from densitydiff.data.build import BuildConfig, build_store, realism_from
+    from densitydiff.runrecord import run_record, write_record
 
     res = _floats(resolutions, "--resolutions")
     config = BuildConfig(
@@ -159,8 +166,11 @@ def build(
         config,
         workers=workers,
         shard=_parse_shard(shard),
-        progress=not no_progress,
+        progress=show_progress(progress),
     )
+    if (out / "zarr.json").is_file():  # STORE/run.json: the store's groups are its folders
+        write_record(out / "run.json", run_record(config=config.to_json(), seed=seed,
+                                                  inputs=structures or [], started=started))
 
 
 @data_app.command("merge")
@@ -178,8 +188,12 @@ def merge(
 
     require("data", what="data merge")
     from densitydiff.data.build import merge_stores
+    from densitydiff.runrecord import run_record, write_record
 
+    started = time.perf_counter()
     result = merge_stores(shards, out)
+    write_record(out / "run.json", run_record(inputs=shards, started=started,
+                                              merged=result["merged"], missing=result["missing"]))
     print(f"merged {result['merged']} structures into {out}", file=sys.stderr)
     if result["missing"]:
         print(
@@ -215,15 +229,18 @@ def info(
     print(f"patch        {rec['patch']}^3 voxels of {rec['voxel_size']} Å, {rec['dtype']}")
     print(f"resolutions  {', '.join(f'{r:g}' for r in rec['resolutions'])} Å")
     print(f"pairs        {' '.join(f'{a:g}->{b:g}' for a, b in rec['pairs'])}")
-    head = ("split", "structures", "missing", "res Å", "patches", "bytes")
-    print("{:6s} {:>10s} {:>8s} {:>6s} {:>8s} {:>12s}".format(*head))
+    head = ("split", "structures", "missing", "res Å", "patches", "size")
+    print("{:6s} {:>10s} {:>8s} {:>6s} {:>8s} {:>10s}".format(*head))
     for name, s in rec["splits"].items():
         for r, n in s["patches_per_resolution"].items():
             print(
                 f"{name:6s} {s['structures']:10d} {s['structures_missing']:8d} {r:>6s} {n:8d} "
-                f"{s['bytes_per_resolution'][r]:12d}"
+                f"{human_bytes(s['bytes_per_resolution'][r]):>10s}"
             )
-    print(f"bytes        {rec['bytes_on_disk']} on disk, {rec['bytes_uncompressed']} uncompressed")
+    print(
+        f"size         {human_bytes(rec['bytes_on_disk'])} on disk, "
+        f"{human_bytes(rec['bytes_uncompressed'])} uncompressed"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,16 @@ from pathlib import Path
 
 import typer
 
+from densitydiff.cli.options import (
+    CHECKPOINT_HELP,
+    device_option,
+    legacy,
+    out_option,
+    pick,
+    progress_option,
+    set_threads,
+    threads_option,
+)
 from densitydiff.diffusion.sampling import HELP as SAMPLER_HELP
 
 
@@ -27,7 +37,7 @@ def evaluate(
         None,
         "--checkpoint",
         "-c",
-        help="Model: 'default', 'regression' or a .pt/.ckpt path; repeat for several. "
+        help=f"{CHECKPOINT_HELP}; repeat for several. "
         "Default: the packaged DDPM and the packaged regression U-Net.",
     ),
     input_resolution: float | None = typer.Option(
@@ -42,7 +52,9 @@ def evaluate(
     sampler: str | None = typer.Option(None, "--sampler", help=SAMPLER_HELP),
     steps: int | None = typer.Option(None, "--steps", help="Sampler steps (DDPM models)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the samplers."),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+    device: str = device_option(),
+    threads: int | None = threads_option(),
+    progress: bool | None = progress_option(),
     batch_size: int = typer.Option(4, "--batch-size", help="Tiles per model call."),
     fix_elements: bool = typer.Option(
         False,
@@ -56,9 +68,10 @@ def evaluate(
     no_models: bool = typer.Option(False, "--no-models", help="Only the classical baselines."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
     csv_out: Path | None = typer.Option(None, "--csv", help="Also write the rows as CSV."),
-    report: Path | None = typer.Option(
-        None, "--report", help="Folder for FSC/slice PNGs, results.csv/json and report.html."
+    out: Path | None = out_option(
+        "Report folder: FSC/slice PNGs, results.csv/json, report.html, run.json."
     ),
+    report_legacy: Path | None = legacy("--report"),
 ) -> None:
     """Simulate each structure at the input and target resolution, sharpen, compare with truth.
 
@@ -68,7 +81,7 @@ def evaluate(
     With --map MAP --model PDB: a real map against its deposited model (map-model FSC, CC_box,
     CC_mask) before and after each model and Guinier B sharpening.
 
-    Example: densitydiff evaluate 1orc.pdb.gz --input-resolution 4 --report out
+    Example: densitydiff evaluate 1orc.pdb.gz --input-resolution 4 -o report
 
     Example: densitydiff evaluate --map emd_5168_monomer.mrc --model 3mfp.pdb.gz
     --input-resolution 6.6
@@ -77,9 +90,10 @@ def evaluate(
     import json
     import time
 
+    from densitydiff.console import show_progress
     from densitydiff.devices import check_device
     from densitydiff.errors import InputError
-    from densitydiff.outputs import atomic_dir, check_output_dir
+    from densitydiff.outputs import atomic_dir, check_output_dir, check_record_path
     from densitydiff.sharpen.evaluate import (
         check_resolutions,
         check_sampling,
@@ -90,11 +104,13 @@ def evaluate(
     from densitydiff.sharpen.report import results_json, structure_figures, write_csv, write_report
 
     start = time.perf_counter()
+    set_threads(threads)
     if map_path is not None or model_path is not None or half_maps:
         _evaluate_real(map_path, model_path, structures, half_maps, checkpoint, no_models,
                        input_resolution, target_resolution, sampler, steps, samples, seed,
                        device, batch_size, as_json)  # fmt: skip
         return
+    report = pick(out, report_legacy, "-o/--out", "--report")
     if not structures:
         raise InputError("give structures to simulate, or a real map with --map and --model")
     input_resolution = 4.0 if input_resolution is None else input_resolution
@@ -107,6 +123,8 @@ def evaluate(
     device = check_device(device)
     if report is not None:
         check_output_dir(report, "report.html")
+    elif csv_out is not None:
+        check_record_path(csv_out.with_suffix(".json"))  # the CSV's run record
     models = [] if no_models else (list(checkpoint) if checkpoint else ["default", "regression"])
     figures: dict = {}
     stack = contextlib.ExitStack()  # the report is written in a temporary folder, renamed last
@@ -131,24 +149,27 @@ def evaluate(
             batch_size=batch_size,
             fix_elements=fix_elements,
             strict_elements=strict_elements,
+            progress=show_progress(progress),
         )
         summary = summarise(rows)
+        settings = {
+            "input resolution (Å)": input_resolution,
+            "target resolution (Å)": target_resolution,
+            "models": ", ".join(models) or "none",
+            "sampler": sampler or "model default",
+            "steps": steps or "model default",
+            "seed": seed,
+        }
         if csv_out is not None:
             write_csv(rows, csv_out)
-        if folder is not None:
-            settings = {
-                "input resolution (Å)": input_resolution,
-                "target resolution (Å)": target_resolution,
-                "models": ", ".join(models) or "none",
-                "sampler": sampler or "model default",
-                "steps": steps or "model default",
-                "seed": seed,
-            }
-            write_report(rows, folder, figures=figures, settings=settings)
+        if folder is not None or csv_out is not None:
             from densitydiff.runrecord import run_record, write_record
 
             record = run_record(config=settings, seed=seed, inputs=structures, started=start)
-            write_record(folder / "run.json", record)
+            if folder is not None:
+                write_report(rows, folder, figures=figures, settings=settings, record=record)
+            write_record(folder / "run.json" if folder is not None
+                         else csv_out.with_suffix(".json"), record)  # fmt: skip
     if as_json:
         print(json.dumps(results_json(rows, summary)))
     else:

@@ -40,7 +40,13 @@ def info(
     if as_json:
         print(json.dumps(record))
         return
+    from densitydiff.console import decimal
+
     for key, value in record.items():
+        if key.startswith(("voxel_size", "origin")) or key == "unit_cell":
+            value = "[" + ", ".join(decimal(v) for v in value) + "]"
+        elif isinstance(value, float):
+            value = f"{value:.6g}"
         print(f"{key:15s} {value}")
 
 

@@ -6,6 +6,16 @@ from pathlib import Path
 
 import typer
 
+from densitydiff.cli.options import (
+    device_option,
+    legacy,
+    out_option,
+    pick,
+    progress_option,
+    set_threads,
+    threads_option,
+)
+
 
 def _split(values: list[str] | None) -> list[str]:
     """Repeated options and comma-separated lists both work: -s A -s B, -s A,B."""
@@ -19,7 +29,8 @@ def particles(
     more_structures: list[str] | None = typer.Argument(
         None, metavar="[MODELS]...", help="With --structures: further models (--structures A B C)."
     ),
-    output: Path = typer.Option(..., "-o", "--output", help="Output directory."),
+    out: Path = out_option("Output directory (dataset.json, particles, ground truth), required."),
+    output_legacy: Path = legacy("--output"),
     n_images: int = typer.Option(..., "--n-images", help="Number of particle images."),
     box: int = typer.Option(..., "--box", help="Image size D in pixels (even)."),
     pixel_size: float = typer.Option(..., "--pixel-size", help="Pixel size in Å."),
@@ -65,7 +76,15 @@ def particles(
     cs: float = typer.Option(2.7, "--cs", help="Spherical aberration (mm)."),
     amplitude_contrast: float = typer.Option(0.1, "--amplitude-contrast", help="w."),
     chunk_size: int = typer.Option(256, "--chunk-size", help="Images per batch in memory."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:k]."),
+    contrast: str = typer.Option(
+        "cryodrgn",
+        "--contrast",
+        help="cryodrgn: protein dark, as cryoDRGN's defaults read it | positive: CTF * (P V) "
+        "(cryoDRGN then needs --uninvert-data).",
+    ),
+    device: str = device_option(),
+    threads: int | None = threads_option(),
+    progress: bool | None = progress_option(),
     fix_elements: bool = typer.Option(
         False,
         "--fix-elements",
@@ -89,17 +108,22 @@ def particles(
       densitydiff simulate particles -o mix --structures a.pdb b.pdb --proportions 0.7,0.3
         --n-images 5000 --box 64 --pixel-size 2
     """
-    import sys
+    import time
 
     from densitydiff import runrecord
+    from densitydiff.console import show_progress
     from densitydiff.errors import InputError
-    from densitydiff.extras import require
     from densitydiff.outputs import check_output_dir
 
-    require("formats", what="simulate particles (particles.star)")
+    started = time.perf_counter()
     from densitydiff.simulate import hetero
 
+    output = pick(out, output_legacy, "-o/--out", "--output", required=True)
+    set_threads(threads)
     check_output_dir(output, "dataset.json")  # before any work: a file or foreign folder there
+    if contrast not in hetero.CONTRASTS:  # before the structures are read
+        raise InputError(f"unknown --contrast {contrast!r}: use {' or '.join(hetero.CONTRASTS)}")
+    device = _device(device)
     if more_structures and not structures:
         raise InputError(f"unexpected arguments {more_structures}: models go after --structures")
     try:
@@ -112,6 +136,15 @@ def particles(
         structures=_split(structures) + _split(more_structures), proportions=props,
         resolution=resolution, fix_elements=fix_elements, strict_elements=strict_elements,
     )  # fmt: skip
+    models = [trajectory, structure, *_split(structures), *_split(more_structures)]
+    inputs = [m for m in models if m is not None]
+    settings = dict(n_images=n_images, box=box, pixel_size=pixel_size, seed=seed,
+                    snr=None if snr == float("inf") else snr,
+                    defocus=defocus, astigmatism=astigmatism, max_shift=max_shift,
+                    voltage=voltage, cs=cs, amplitude_contrast=amplitude_contrast,
+                    resolution=resolution, heterogeneity=source.kind, source=source.params,
+                    fix_elements=fix_elements, strict_elements=strict_elements,
+                    contrast=contrast)  # fmt: skip
     record = hetero.simulate_particles(
         output, source, n_images=n_images, box=box, pixel_size=pixel_size, snr=snr, seed=seed,
         acquisition=hetero.Acquisition(
@@ -119,8 +152,12 @@ def particles(
             cs=cs, amplitude_contrast=amplitude_contrast,
         ),
         chunk_size=chunk_size,
-        device=_device(device), progress=sys.stderr.isatty(),
-        command=runrecord.command()["shell"],
+        device=device, progress=show_progress(progress),
+        command=runrecord.command()["shell"], contrast=contrast,
+        run=runrecord.run_record(
+            config=settings, seed=seed, inputs=inputs, started=started,
+            elements_inferred=source.params.get("elements_inferred", 0),
+        ),
     )  # fmt: skip
     print(
         f"wrote {record['n_images']} images of {box}x{box} ({record['heterogeneity']}, "

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import typer
+
+from densitydiff.cli.options import (
+    legacy,
+    pick,
+    progress_option,
+    set_threads,
+    threads_option,
+)
 
 prior_app = typer.Typer(
     help="Diffusion prior over cryo-EM heterogeneity latents (cryoDRGN z.pkl in and out).",
@@ -25,8 +34,8 @@ def train(
         False, "--posterior", help="Train on z = mu + exp(logvar/2) eps (needs log-variances)."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue from RUN/checkpoints/last.ckpt."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    progress: bool | None = progress_option(),
+    threads: int | None = threads_option(),
 ) -> None:
     """Train the EDM prior on latents; writes RUN/prior.pt, RUN/config.yaml, RUN/checkpoints/.
 
@@ -35,9 +44,10 @@ def train(
     from densitydiff.extras import require
 
     require("train", what="prior train")
+    from densitydiff.console import show_progress
     from densitydiff.prior.train import read_config, train_prior
 
-    _set_threads(threads)
+    set_threads(threads)
     if resume and config is None and (out / "config.yaml").is_file():
         config = out / "config.yaml"
     cfg = read_config(
@@ -47,7 +57,7 @@ def train(
         seed=seed,
         posterior=True if posterior else None,
     )
-    path = train_prior(latents, out, cfg, resume=resume, progress=progress)
+    path = train_prior(latents, out, cfg, resume=resume, progress=show_progress(progress))
     print(f"wrote {path}")
 
 
@@ -62,32 +72,35 @@ def sample(
         "ode", "--method", help="ode | heun | sde | langevin | gaussian | gaussian-langevin."
     ),
     beta: float = typer.Option(1.0, "--beta", help="Langevin strength of the SDE (0 = ODE)."),
-    steps: int = typer.Option(64, "--steps", help="Noise levels for heun / sde."),
+    steps: int = typer.Option(
+        64, "--steps", help="Sampler steps of heun / sde (one per noise level)."
+    ),
     rtol: float = typer.Option(1e-4, "--rtol", help="dopri5 relative tolerance (ode)."),
     atol: float = typer.Option(1e-4, "--atol", help="dopri5 absolute tolerance (ode)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Draw N latents from the learned prior (or the N(0, I) reference) and save them.
 
     Example: densitydiff prior sample prior_run -n 10000 -o z_prior.txt --method ode
     """
-    from densitydiff.extras import require
-
-    ode = ["prior"] if method == "ode" else []
-    require("train", *ode, what=f"prior sample --method {method}")
+    from densitydiff.outputs import check_record_path
     from densitydiff.prior.latents import save_latents
     from densitydiff.prior.sample import load_prior, sample_prior
 
+    started = time.perf_counter()
     _check_suffix(out)
-    _set_threads(threads)
+    check_record_path(out.with_suffix(".json"))
+    set_threads(threads)
     prior = load_prior(run)
     z, info = sample_prior(
         prior, n, method, seed=seed, beta=beta, steps=steps, rtol=rtol, atol=atol
     )
     save_latents(out, z)
     info.update({"n": n, "out": str(out)})
+    settings = dict(n=n, method=method, beta=beta, steps=steps, rtol=rtol, atol=atol)
+    _write_record(out, run, settings, seed, started, nfe=info.get("nfe"))
     if as_json:
         print(json.dumps(info))
     else:
@@ -104,23 +117,30 @@ def interpolate(
     end: int | None = typer.Option(None, "--end", help="Index of the last training latent."),
     za: str | None = typer.Option(None, "--za", help="First latent as 'a,b,c,...'."),
     zb: str | None = typer.Option(None, "--zb", help="Last latent as 'a,b,c,...'."),
-    steps: int = typer.Option(10, "--steps", help="Points on the path, ends included."),
+    points: int | None = typer.Option(
+        None, "--points", help="Points on the path, ends included (default 10)."
+    ),
+    steps_legacy: int | None = legacy("--steps"),
     through: str = typer.Option("noise", "--through", help="noise (ODE) | latent (straight)."),
     mode: str = typer.Option("spherical", "--mode", help="In noise: spherical | linear."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Path between two latents through the ODE's noise space, or a straight line.
 
-    Example: densitydiff prior interpolate prior_run --start 0 --end 17 --steps 10 -o path.txt
+    Example: densitydiff prior interpolate prior_run --start 0 --end 17 --points 10 -o path.txt
     """
     from densitydiff.errors import InputError
-    from densitydiff.extras import require
-
-    require("train", *(["prior"] if through == "noise" else []), what="prior interpolate")
+    from densitydiff.outputs import check_record_path
     from densitydiff.prior.interpolate import interpolate as run_interpolate
     from densitydiff.prior.latents import parse_vector, save_latents
     from densitydiff.prior.sample import load_prior
 
+    started = time.perf_counter()
+    points = pick(points, steps_legacy, "--points", "--steps")
+    points = 10 if points is None else points
     _check_suffix(out)
+    check_record_path(out.with_suffix(".json"))
+    set_threads(threads)
     prior = load_prior(run)
 
     def end_point(index: int | None, text: str | None, name: str):
@@ -133,9 +153,11 @@ def interpolate(
         return prior.latents[index]
 
     path = run_interpolate(
-        prior, end_point(start, za, "start"), end_point(end, zb, "end"), steps, through, mode
+        prior, end_point(start, za, "start"), end_point(end, zb, "end"), points, through, mode
     )
     save_latents(out, path)
+    settings = dict(start=start, end=end, za=za, zb=zb, points=points, through=through, mode=mode)
+    _write_record(out, run, settings, None, started)
     print(f"wrote {len(path)} latents to {out} (through {through})")
 
 
@@ -146,21 +168,18 @@ def evaluate(
     method: str = typer.Option("ode", "--method", help="Sampler for the learned prior."),
     seed: int = typer.Option(0, "--seed", help="Random seed (split and samples)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    threads: int | None = threads_option(),
 ) -> None:
     """MMD, energy distance and SW2 to the data: learned prior, N(0, I), and two data halves.
 
     Example: densitydiff prior evaluate prior_run z.50.pkl --json
     """
     from densitydiff.errors import InputError
-    from densitydiff.extras import require
-
-    require("train", *(["prior"] if method == "ode" else []), what="prior evaluate")
     from densitydiff.prior.evaluate import evaluate_prior
     from densitydiff.prior.latents import load_latents
     from densitydiff.prior.sample import load_prior
 
-    _set_threads(threads)
+    set_threads(threads)
     prior = load_prior(run)
     data = load_latents(latents).mu
     if data.shape[1] != prior.dim:
@@ -189,40 +208,40 @@ def plot(
     out: Path = typer.Option(..., "-o", "--out", help="Figure (.png, .pdf, .svg)."),
     n: int = typer.Option(2000, "-n", help="Prior samples to draw."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Data vs prior samples on the data's first two principal components, with a path.
 
     Example: densitydiff prior plot prior_run z.50.pkl -o prior.png
     """
     from densitydiff.errors import InputError
-    from densitydiff.extras import require
-
-    require("train", "prior", what="prior plot")
+    from densitydiff.outputs import check_record_path
     from densitydiff.prior.latents import load_latents
     from densitydiff.prior.plot import plot_prior
     from densitydiff.prior.sample import load_prior
 
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise InputError(f"{out}: figure must end in .png, .pdf or .svg")
+    started = time.perf_counter()
+    check_record_path(out.with_suffix(".json"))
+    set_threads(threads)
     prior = load_prior(run)
     data = load_latents(latents).mu
     if data.shape[1] != prior.dim:
         raise InputError(f"{latents}: latents have dimension {data.shape[1]}, prior {prior.dim}")
     plot_prior(prior, data, out, n=n, seed=seed)
+    _write_record(out, run, {"n": n}, seed, started, inputs=[latents])
     print(f"wrote {out}")
 
 
-def _set_threads(threads: int | None) -> None:
-    """torch.set_num_threads: on a busy machine 1 thread can be several times faster than 2."""
-    if threads is None:
-        return
-    from densitydiff.errors import InputError
+def _write_record(out: Path, run: Path, settings: dict, seed, started, inputs=(), **extra) -> None:
+    """OUT.json beside OUT: the command line, settings, seed, versions and the prior file read."""
+    from densitydiff.runrecord import run_record, write_record
 
-    if threads < 1:
-        raise InputError(f"--threads must be >= 1, got {threads}")
-    import torch
-
-    torch.set_num_threads(threads)
+    prior_file = run / "prior.pt" if run.is_dir() else run
+    record = run_record(config=settings, seed=seed, inputs=[prior_file, *inputs], started=started,
+                        output=str(out), **extra)  # fmt: skip
+    write_record(out.with_suffix(".json"), record)
 
 
 def _check_suffix(out: Path) -> None:

@@ -6,6 +6,13 @@ from pathlib import Path
 
 import typer
 
+from densitydiff.cli.options import (
+    CHECKPOINT_HELP,
+    device_option,
+    progress_option,
+    set_threads,
+    threads_option,
+)
 from densitydiff.diffusion.sampling import HELP as SAMPLER_HELP
 
 
@@ -13,9 +20,7 @@ def sharpen(
     inp: Path = typer.Argument(..., metavar="IN.mrc", help="Map to sharpen (MRC/CCP4)."),
     out: Path = typer.Option(..., "-o", "--out", help="Sharpened map (MRC); OUT.json beside it."),
     checkpoint: str = typer.Option(
-        None,
-        "--checkpoint",
-        help="Model file, training checkpoint or 'regression' (alias 'unet'); default: DDPM.",
+        None, "--checkpoint", "-c", help=f"{CHECKPOINT_HELP} (default: default)."
     ),
     input_resolution: float = typer.Option(
         None, "--input-resolution", help="Resolution of IN in Å (required)."
@@ -32,11 +37,10 @@ def sharpen(
     batch_size: int = typer.Option(
         4, "--batch-size", help="Tiles per forward pass (with --exact-tiles: as many voxels)."
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda."),
+    device: str = device_option(),
+    threads: int | None = threads_option(),
     seed: int = typer.Option(0, "--seed", help="Random seed of the samplers."),
-    progress: bool = typer.Option(
-        None, "--progress/--no-progress", help="Progress bar (default: when stderr is a tty)."
-    ),
+    progress: bool | None = progress_option(),
     exact_tiles: bool = typer.Option(
         False,
         "--exact-tiles",
@@ -51,8 +55,12 @@ def sharpen(
     """
     import sys
 
+    from densitydiff.console import plural, show_progress
+    from densitydiff.devices import check_device
     from densitydiff.sharpen.infer import sharpen_file
 
+    device = check_device(device)
+    set_threads(threads)
     result, record = sharpen_file(
         inp,
         out,
@@ -66,14 +74,15 @@ def sharpen(
         batch_size=batch_size,
         device=device,
         seed=seed,
-        progress=sys.stderr.isatty() if progress is None else progress,
+        progress=show_progress(progress),
         exact_tiles=exact_tiles,
     )
     for warning in record["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     print(
         f"sharpened {inp} -> {out} with {record['model']} ({record['kind']}): "
-        f"{result.n_tiles} tiles ({result.n_skipped} solvent, skipped), {result.seconds:.1f} s"
+        f"{plural(result.n_tiles, 'tile')} ({result.n_skipped} solvent, skipped), "
+        f"{result.seconds:.1f} s"
     )
 
 

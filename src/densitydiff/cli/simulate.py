@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from densitydiff.cli import particles as _particles
+from densitydiff.cli.options import legacy, out_option, pick
 
 simulate_app = typer.Typer(
     help="Simulate data from atomic models.",
@@ -18,7 +19,8 @@ simulate_app = typer.Typer(
 @simulate_app.command("map")
 def simulate_map_command(
     model: Path = typer.Argument(..., help="Atomic model (PDB/mmCIF, optionally .gz)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output map (.mrc, .map, .ccp4)."),
+    out: Path = out_option("Output map (.mrc, .map, .ccp4), required; OUT.json beside it."),
+    output_legacy: Path = legacy("--output"),
     resolution: float = typer.Option(..., "--resolution", "-r", help="Resolution in Å."),
     voxel_size: float = typer.Option(1.0, "--voxel-size", help="Voxel size in Å."),
     padding: float = typer.Option(10.0, "--padding", help="Box margin around the atoms (Å)."),
@@ -36,7 +38,7 @@ def simulate_map_command(
 ) -> None:
     """Density of an atomic model band-limited to a resolution (see docs/simulate.md).
 
-    Writes OUTPUT and its run record OUTPUT.json beside it (command, settings, versions, inputs).
+    Writes OUT and its run record OUT.json beside it (command, settings, versions, inputs).
 
     Example: densitydiff simulate map 3mfp.pdb.gz -o 3mfp_4A.mrc --resolution 4
     """
@@ -49,6 +51,7 @@ def simulate_map_command(
     from densitydiff.simulate.density import simulate_map
     from densitydiff.structures import inferred_elements, read_structure
 
+    output = pick(out, output_legacy, "-o/--out", "--output", required=True)
     check_record_path(output.with_suffix(".json"))  # the run record goes beside the map
     grid = read_volume(like) if like is not None else None
     voxel = max(grid.voxel_size) if grid is not None else voxel_size
@@ -70,7 +73,6 @@ def simulate_map_command(
     )
     if grid is not None:
         density = grid.with_array(density.array)  # on --like's grid: keep its header too
-    write_map(output, density)
     from densitydiff.runrecord import run_record, write_record
 
     settings = dict(resolution=resolution, voxel_size=float(density.voxel_size[0]),
@@ -80,6 +82,7 @@ def simulate_map_command(
     inputs = [model] + ([like] if like is not None else [])
     write_record(output.with_suffix(".json"),
                  run_record(config=settings, inputs=inputs, started=start, output=str(output)))
+    write_map(output, density)  # last: a map on disk always has its record beside it
     print(f"wrote {output}: {density.shape[::-1]} voxels (x, y, z) at {density.voxel_size[0]} Å")
 
 

@@ -6,6 +6,15 @@ from pathlib import Path
 
 import typer
 
+from densitydiff.cli.options import (
+    legacy,
+    out_option,
+    pick,
+    progress_option,
+    set_threads,
+    threads_option,
+)
+from densitydiff.console import decimal, human_bytes
 from densitydiff.diffusion.sampling import HELP as SAMPLER_HELP
 
 train_app = typer.Typer(
@@ -34,18 +43,19 @@ def sharpen(
     ),
     seed: int = typer.Option(None, "--seed", help="Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from RUN/checkpoints/last.ckpt."),
+    threads: int | None = threads_option(),
+    progress: bool | None = progress_option(),
 ) -> None:
     """Train a sharpening model; command-line options override the config.
 
     Example: densitydiff train sharpen --data store.zarr --model ddpm -o runs/ddpm --config small
     """
-    import sys
-
     from densitydiff.errors import InputError
     from densitydiff.extras import require
     from densitydiff.sharpen.config import load_config
 
     require("train", "data", what="train sharpen")
+    set_threads(threads)
     if precision is not None and precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     if config is None and resume and (out / "config.yaml").is_file():
@@ -69,32 +79,51 @@ def sharpen(
 
     from densitydiff.sharpen.train import train_sharpen
 
-    result = train_sharpen(cfg, out, data=data, resume=resume, argv=sys.argv)
+    result = train_sharpen(cfg, out, data=data, resume=resume, progress_bar=progress)
     print(f"trained {cfg.model} to step {result['global_step']}; last: {result['last']}")
 
 
 @train_app.command("export")
 def export(
     run: Path = typer.Argument(..., help="Training run directory (or a checkpoint inside it)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.pt)."),
+    out: Path | None = out_option("Model file to write (.pt), required; OUT.json beside it."),
+    output_legacy: Path | None = legacy("--output"),
     half: bool = typer.Option(True, "--half/--float32", help="Store weights as float16."),
-    checkpoint: str = typer.Option("last", "--checkpoint", help="last | best"),
+    which: str | None = typer.Option(
+        None, "--which", help="Which checkpoint of the run: last (default) | best."
+    ),
+    which_legacy: str | None = legacy("--checkpoint"),
     sampler: str | None = typer.Option(
         None, "--sampler", help=f"Default inference sampler: {SAMPLER_HELP}."
     ),
-    steps: int | None = typer.Option(None, "--steps", help="Default inference steps."),
+    steps: int | None = typer.Option(None, "--steps", help="Default inference sampler steps."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Package a run's weights (EMA for a DDPM) with its config, voxel size, patch and structures.
 
-    Example: densitydiff train export runs/ddpm -o model.pt  (then: sharpen --checkpoint model.pt)
+    Example: densitydiff train export runs/ddpm -o model.pt  (then: sharpen -c model.pt)
     """
+    import time
+
     import yaml
 
+    from densitydiff.diffusion.sampling import check_steps, sampler_name
     from densitydiff.errors import InputError
+    from densitydiff.outputs import check_record_path
+    from densitydiff.runrecord import run_record, write_record
     from densitydiff.sharpen.checkpoint import export_sharpener, load_sharpener
 
+    started = time.perf_counter()
+    output = pick(out, output_legacy, "-o/--out", "--output", required=True)
+    which = pick(which, which_legacy, "--which", "--checkpoint") or "last"
+    if which not in ("last", "best"):
+        raise InputError(f"--which {which!r}: use last or best")
+    sampler = sampler_name(sampler) if sampler is not None else None
+    check_steps(steps)
+    check_record_path(output.with_suffix(".json"))
+    set_threads(threads)
     run_dir = run if run.is_dir() else run.parent.parent
-    ckpt = run / "checkpoints" / f"{checkpoint}.ckpt" if run.is_dir() else run
+    ckpt = run / "checkpoints" / f"{which}.ckpt" if run.is_dir() else run
     if not ckpt.is_file():
         raise InputError(f"no checkpoint {ckpt}")
     structures_file = run_dir / "structures.txt"
@@ -117,8 +146,11 @@ def export(
         sampler=sampler,
         steps=steps,
     )
-    size_mb = output.stat().st_size / 1e6
-    print(f"wrote {output} ({size_mb:.1f} MB): {sharpener.kind}, voxel {sharpener.voxel_size} Å")
+    settings = dict(which=which, half=half, sampler=sampler, steps=steps)
+    write_record(output.with_suffix(".json"),
+                 run_record(config=settings, inputs=[ckpt], started=started, output=str(output)))
+    size = human_bytes(output.stat().st_size)
+    print(f"wrote {output} ({size}): {sharpener.kind}, voxel {decimal(sharpener.voxel_size)} Å")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,8 +3,8 @@
 Ho et al. 2020 (DDPM), Nichol & Dhariwal 2021 (cosine schedule), Salimans & Ho 2022
 (v-prediction), Saharia et al. 2022 (SR3: the condition enters the network, not the process).
 Samplers: ancestral DDPM with all T steps (Ho et al. Alg. 2), and DDIM (Song et al. 2021) and
-DPM-Solver++ (Lu et al. 2022) with K steps through diffusers' schedulers, built from our betas
-via `trained_betas` so training and sampling share one schedule.
+DPM-Solver++(2M) (Lu et al. 2022) with K steps (densitydiff.diffusion.solvers, torch only; the
+tests check them against diffusers' schedulers built from our betas).
 
 Everything works in the normalised (z-scored) space; callers map samples back. Because z-scored
 density is not bounded, a sampler may drift outside the range the data ever takes.
@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from densitydiff.diffusion import solvers
 from densitydiff.diffusion.sampling import SAMPLERS
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -96,6 +97,14 @@ class DDPM:
             return (x_t - s * output) / a  # inverse of eq. 4
         return a * x_t - s * output  # Salimans & Ho 2022 sec. 4
 
+    def predict_eps(self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """eps implied by a model output at (x_t, t): itself, or sqrt(ab) v + sqrt(1 - ab) x_t."""
+        if self.prediction == "epsilon":
+            return output
+        a = _gather(self.sqrt_alpha_bar, t, x_t)
+        s = _gather(self.sqrt_one_minus_alpha_bar, t, x_t)
+        return a * output + s * x_t  # Salimans & Ho 2022 eq. 9 with x_t = a x0 + s eps
+
     def output_from_x0(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The model output (eps or v) consistent with a given x0 at (x_t, t)."""
         a = _gather(self.sqrt_alpha_bar, t, x_t)
@@ -159,14 +168,13 @@ class DDPM:
             return self._ancestral(fn, x, generator)
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}: use one of {SAMPLERS}")
-        scheduler = self.diffusers_scheduler(sampler)
-        scheduler.set_timesteps(int(steps or 20), device=device)
-        x = x * scheduler.init_noise_sigma
-        for t in scheduler.timesteps:
-            tb = torch.full((shape[0],), int(t), device=device, dtype=torch.long)
-            out = fn(x, tb)
-            x = scheduler.step(out, t, x, generator=generator).prev_sample
-        return x
+
+        def pred(x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out = fn(x_t, t)
+            return self.predict_x0(out, x_t, t), self.predict_eps(out, x_t, t)
+
+        solve = solvers.ddim_sample if sampler == "ddim" else solvers.dpmpp_2m_sample
+        return solve(pred, x, self.alpha_bar, int(steps or 20))
 
     def _ancestral(self, fn: ModelFn, x: torch.Tensor, generator) -> torch.Tensor:
         """Ho et al. 2020 Alg. 2 with the posterior variance beta_tilde (eq. 7)."""
@@ -189,24 +197,3 @@ class DDPM:
             else:
                 x = mean
         return x
-
-    def diffusers_scheduler(self, sampler: str):
-        """A diffusers DDIM or DPM-Solver++ scheduler over this schedule's betas."""
-        prediction_type = "epsilon" if self.prediction == "epsilon" else "v_prediction"
-        common = dict(
-            num_train_timesteps=self.timesteps,
-            trained_betas=self.betas_np.tolist(),
-            prediction_type=prediction_type,
-            timestep_spacing="trailing",  # start at t = T-1 (Lin et al. 2024)
-        )
-        if sampler == "ddim":
-            from diffusers import DDIMScheduler
-
-            return DDIMScheduler(clip_sample=False, set_alpha_to_one=True, **common)
-        if sampler == "dpmsolver++":
-            from diffusers import DPMSolverMultistepScheduler
-
-            return DPMSolverMultistepScheduler(
-                algorithm_type="dpmsolver++", solver_order=2, **common
-            )
-        raise ValueError(f"no diffusers scheduler for {sampler!r}")

@@ -15,7 +15,9 @@ with gemmi; cryo-EM maps (ISPG 0 or 1) are kept as stored.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,14 @@ def _is_stack_name(path: Path) -> bool:
     return path.name.lower().removesuffix(".gz").endswith(".mrcs")
 
 
+@contextlib.contextmanager
+def quiet_mrcfile() -> Iterator[None]:
+    """mrcfile's RuntimeWarnings about a bad header: dropped, its error (or ours) says it all."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
 def stack_size(path: str | Path) -> int | None:
     """Number of images when `path` is an image stack (.mrcs name or stack header), else None.
 
@@ -42,7 +52,8 @@ def stack_size(path: str | Path) -> int | None:
 
     path = Path(path)
     try:
-        with mrcfile.open(path, mode="r", permissive=True, header_only=True) as mrc:
+        with quiet_mrcfile(), mrcfile.open(path, mode="r", permissive=True,
+                                           header_only=True) as mrc:  # fmt: skip
             # space group 0 alone is no proof: EMDB maps carry it too (emd_5168); a stack
             # written to MRC2014 has one section per image (MZ = 1) over NZ > 1 images
             header = mrc.header
@@ -68,7 +79,8 @@ def read_mrc(path: str | Path) -> DensityMap:
 
     path = Path(path)
     try:
-        mrc = mrcfile.open(path, mode="r", permissive=False)
+        with quiet_mrcfile():
+            mrc = mrcfile.open(path, mode="r", permissive=False)
     except (ValueError, OSError, EOFError, MemoryError) as err:
         raise InputError(f"{path}: not a readable MRC/CCP4 map ({_one_line(err)})") from None
     with mrc:
@@ -130,6 +142,13 @@ def _geometry(header, data_shape: tuple[int, ...], is_stack: bool):
     ):
         unit_cell = tuple(float(v) for v in (*cell_edges, *angles))
     return perm, voxel_xyz, origin_xyz, unit_cell
+
+
+def _xyz(zyx) -> str:
+    """(z, y, x) values as '(x, y, z)', at most 4 decimals, as `densitydiff info` prints them."""
+    from densitydiff.console import decimal
+
+    return "(" + ", ".join(decimal(v) for v in zyx[::-1]) + ")"
 
 
 def _origin_xyz(origin_field, nstart_crs, axes_crs, voxel_xyz, m_xyz, shape) -> np.ndarray:
@@ -288,8 +307,9 @@ def write_mrc(path: str | Path, density: DensityMap) -> None:
         )
     if not whole and path.name.lower().removesuffix(".gz").endswith((".map", ".ccp4")):
         warnings.warn(
-            f"{path}: origin {density.origin} is not a whole number of voxels; ChimeraX ignores "
-            "ORIGIN in .map/.ccp4 files and will place this map at 0 (write .mrc instead)",
+            f"{path}: origin {_xyz(density.origin)} Å (x, y, z) is not a whole number of voxels; "
+            "ChimeraX ignores ORIGIN in .map/.ccp4 files and will place this map at 0 "
+            "(write .mrc instead)",
             stacklevel=3,
         )
     with atomic_path(path) as tmp:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from densitydiff.errors import InputError
+from densitydiff.formats.mrc import quiet_mrcfile
 from densitydiff.maps import voxel_triple
 from densitydiff.outputs import atomic_path
 
@@ -17,12 +18,13 @@ def read_stack(path: str | os.PathLike, lazy: bool = False) -> np.ndarray:
     import mrcfile
 
     try:
-        if lazy:
-            mrc = mrcfile.mmap(path, mode="r", permissive=False)
-            data = mrc.data
-        else:
-            with mrcfile.open(path, mode="r", permissive=False) as mrc:
-                data = np.array(mrc.data, dtype=np.float32)
+        with quiet_mrcfile():
+            if lazy:
+                mrc = mrcfile.mmap(path, mode="r", permissive=False)
+                data = mrc.data
+            else:
+                with mrcfile.open(path, mode="r", permissive=False) as mrc:
+                    data = np.array(mrc.data, dtype=np.float32)
     except (ValueError, OSError, EOFError) as err:
         raise InputError(f"{path}: not a readable MRC particle stack ({err})") from None
     if data is None or data.ndim not in (2, 3):
@@ -40,7 +42,7 @@ def stack_pixel_size(path: str | os.PathLike) -> float:
     """Pixel size (Å) in a stack's header (x voxel size)."""
     import mrcfile
 
-    with mrcfile.open(path, mode="r", header_only=True, permissive=True) as mrc:
+    with quiet_mrcfile(), mrcfile.open(path, mode="r", header_only=True, permissive=True) as mrc:
         return float(mrc.voxel_size.x)
 
 

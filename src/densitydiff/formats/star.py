@@ -1,4 +1,5 @@
-"""RELION .star files (3.0 single block, 3.1 and 5 with an optics block) through `starfile`.
+"""RELION .star files (3.0 single block, 3.1 and 5 with an optics block): read through
+`starfile`, written by `write_star` itself (no pandas), so simulation needs no extra.
 
 Poses follow cryoDRGN's `parse_pose_star`: matrix = RELION's Euler_angles2matrix(rot, tilt,
 psi) (see `densitydiff.rotations`); translations = origin in pixels (rlnOriginX/Y, or
@@ -10,7 +11,6 @@ rlnDetectorPixelSize (µm) * 1e4 / rlnMagnification (3.0).
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -182,9 +182,6 @@ def write_star(
     rotations/translations: poses as in poses.pkl (written as Euler angles and rlnOriginX/YAngst).
     extra: more particle columns (name without the leading underscore -> values).
     """
-    import pandas as pd
-    import starfile
-
     from densitydiff.rotations import matrix_to_euler
 
     p = np.asarray(ctf_params, dtype=np.float64)
@@ -196,18 +193,16 @@ def write_star(
     groups: dict[tuple, int] = {}
     for key in keys:
         groups.setdefault(key, len(groups) + 1)
-    optics = pd.DataFrame(
-        {
-            "rlnOpticsGroup": list(groups.values()),
-            "rlnOpticsGroupName": [f"opticsGroup{g}" for g in groups.values()],
-            "rlnAmplitudeContrast": [k[4] for k in groups],
-            "rlnSphericalAberration": [k[3] for k in groups],
-            "rlnVoltage": [k[2] for k in groups],
-            "rlnImagePixelSize": [k[1] for k in groups],
-            "rlnImageSize": [int(k[0]) for k in groups],
-            "rlnImageDimensionality": [2] * len(groups),
-        }
-    )
+    optics = {
+        "rlnOpticsGroup": list(groups.values()),
+        "rlnOpticsGroupName": [f"opticsGroup{g}" for g in groups.values()],
+        "rlnAmplitudeContrast": [k[4] for k in groups],
+        "rlnSphericalAberration": [k[3] for k in groups],
+        "rlnVoltage": [k[2] for k in groups],
+        "rlnImagePixelSize": [k[1] for k in groups],
+        "rlnImageSize": [int(k[0]) for k in groups],
+        "rlnImageDimensionality": [2] * len(groups),
+    }
     if micrographs is None:
         micrographs = [f"micrographs/{i + 1:06d}.mrc" for i in range(n)]
     if len(micrographs) != n:
@@ -231,10 +226,21 @@ def write_star(
         data.update(rlnOriginXAngst=t[:, 0], rlnOriginYAngst=t[:, 1])
     for name, values in (extra or {}).items():
         data[name] = np.asarray(values)
-    particles = pd.DataFrame(data)
     path = Path(path)
     with atomic_path(path) as tmp:
-        starfile.write({"optics": optics, "particles": particles}, tmp, overwrite=True)
-        text = tmp.read_text()
-        tmp.write_text(re.sub(r"^data_", "# version 30001\n\ndata_", text, flags=re.MULTILINE))
+        tmp.write_text(_star_block("optics", optics) + _star_block("particles", data))
     return path
+
+
+def _star_block(name: str, columns: dict) -> str:
+    """One STAR loop: `# version 30001`, data_NAME, loop_, `_column #i` lines, then the rows.
+
+    Written here rather than by starfile (which needs pandas), so `simulate particles` runs on
+    the base install; floats keep full precision (repr), strings have no blanks.
+    """
+    cols = {k: list(np.asarray(v).tolist()) for k, v in columns.items()}
+    lines = ["# version 30001", "", f"data_{name}", "", "loop_"]
+    lines += [f"_{k} #{i}" for i, k in enumerate(cols, start=1)]
+    for row in zip(*cols.values()):
+        lines.append("\t".join(repr(v) if isinstance(v, float) else str(v) for v in row))
+    return "\n".join(lines) + "\n\n"

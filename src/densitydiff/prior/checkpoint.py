@@ -18,6 +18,7 @@ from densitydiff.errors import InputError
 from densitydiff.outputs import atomic_path
 from densitydiff.prior.config import PriorConfig
 from densitydiff.prior.latents import LatentStats
+from densitydiff.prior.network import build_denoiser
 from densitydiff.torchfile import read_torch_file
 
 FORMAT = "densitydiff.prior/1"
@@ -77,8 +78,6 @@ def save_prior(
 
 def load_prior(path: str | os.PathLike) -> Prior:
     """Load RUN/prior.pt (or the file itself), weights only."""
-    from densitydiff.prior.module import build_denoiser
-
     path = Path(path)
     if path.is_dir():
         path = path / "prior.pt"

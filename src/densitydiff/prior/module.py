@@ -7,16 +7,10 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from densitydiff.diffusion.edm import EDMDenoiser, edm_loss
+from densitydiff.diffusion.edm import edm_loss
 from densitydiff.nn.ema import ema_copy
-from densitydiff.nn.mlp import ResidualMLP
 from densitydiff.prior.config import PriorConfig
-
-
-def build_denoiser(dim: int, config: PriorConfig) -> EDMDenoiser:
-    """The prior's network: ResidualMLP(width x depth) wrapped in EDM preconditioning."""
-    net = ResidualMLP(dim, width=config.width, depth=config.depth, emb_dim=config.emb_dim)
-    return EDMDenoiser(net, sigma_data=config.sigma_data)
+from densitydiff.prior.network import build_denoiser
 
 
 class PriorModule(pl.LightningModule):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import time
@@ -100,6 +99,7 @@ def _fit(latents, data, stats, source, run_dir, config, resume, progress, argv, 
     import lightning.pytorch as pl  # heavy: only once the inputs are known to be good
     import torch
 
+    from densitydiff.console import lightning_progress_bar, quiet_lightning
     from densitydiff.prior.module import PriorModule
     from densitydiff.runrecord import run_record, write_record
 
@@ -116,9 +116,6 @@ def _fit(latents, data, stats, source, run_dir, config, resume, progress, argv, 
         tmp.write_text(dump_yaml(config))
     write_record(run_dir / "run.yaml", record)
 
-    if not progress:
-        for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-            logging.getLogger(name).setLevel(logging.WARNING)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     tensors = [torch.from_numpy(data.mu)]
     if config.posterior:
@@ -132,20 +129,22 @@ def _fit(latents, data, stats, source, run_dir, config, resume, progress, argv, 
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=ckpt_dir, save_last=True, save_top_k=1, every_n_epochs=1
     )
-    trainer = pl.Trainer(
-        plugins=[atomic_checkpoint_io()],
-        max_epochs=config.epochs,
-        accelerator="auto",
-        devices=1,
-        logger=pl.loggers.CSVLogger(run_dir, name="logs"),
-        callbacks=[checkpoint],
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        deterministic=True,
-        log_every_n_steps=1,
-        default_root_dir=run_dir,
-    )
-    trainer.fit(module, loader, ckpt_path=str(last) if resume else None)
+    bar = lightning_progress_bar(progress)
+    with quiet_lightning():
+        trainer = pl.Trainer(
+            plugins=[atomic_checkpoint_io()],
+            max_epochs=config.epochs,
+            accelerator="auto",
+            devices=1,
+            logger=pl.loggers.CSVLogger(run_dir, name="logs"),
+            callbacks=[checkpoint] + ([bar] if bar is not None else []),
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            deterministic=True,
+            log_every_n_steps=1,
+            default_root_dir=run_dir,
+        )
+        trainer.fit(module, loader, ckpt_path=str(last) if resume else None)
 
     from densitydiff.prior.checkpoint import save_prior
 

@@ -51,6 +51,7 @@ def run_demo(
     sampler: str | None = None,
     steps: int | None = DEMO_STEPS,
     seed: int = 0,
+    device: str = "cpu",
     progress: bool = False,
 ) -> dict:
     """Run the demo; return {"structure", "rows", "files", "models", "samples"}.
@@ -91,6 +92,7 @@ def run_demo(
         samples=samples,
         baselines=DEMO_BASELINES,
         padding=DEMO_PADDING,
+        device=device,
         progress=progress,
     )
     # written in a temporary folder that is renamed when demo.json, the last file, is there
@@ -111,6 +113,12 @@ def run_demo(
         figures = structure_figures(ev, out)
         for key, png in figures.items():
             files[f"{key} figure"] = png.name
+        from densitydiff.runrecord import run_record
+
+        config = {"input_resolution": input_resolution, "target_resolution": target_resolution,
+                  "models": models, "samples": samples, "sampler": sampler, "steps": steps,
+                  "padding": DEMO_PADDING, "baselines": list(DEMO_BASELINES)}  # fmt: skip
+        run = run_record(config=config, seed=seed, inputs=[path], started=started)
         write_report(
             ev.rows,
             out,
@@ -123,15 +131,11 @@ def run_demo(
                 "sampler": sampler or "model default",
                 "steps": steps or "model default",
             },
+            record=run,
         )
         files.update(
             report="report.html", csv="results.csv", json="results.json", record="demo.json"
         )
-        from densitydiff.runrecord import run_record
-
-        settings = {"input_resolution": input_resolution, "target_resolution": target_resolution,
-                    "models": models, "samples": samples, "sampler": sampler, "steps": steps,
-                    "padding": DEMO_PADDING, "baselines": list(DEMO_BASELINES)}  # fmt: skip
         record = {
             "structure": ev.structure,
             "input_resolution": input_resolution,
@@ -140,7 +144,7 @@ def run_demo(
             "samples": samples,
             "rows": ev.rows,
             "files": files,
-            "run": run_record(config=settings, seed=seed, inputs=[path], started=started),
+            "run": run,
         }
         with atomic_path(out / "demo.json") as tmp:
             clean = dict(record, rows=[{k: jsonable(v) for k, v in r.items()} for r in ev.rows])

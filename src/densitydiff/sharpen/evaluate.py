@@ -68,11 +68,6 @@ def resolve_sharpeners(sharpeners: Sequence, device: str = "cpu") -> list:
     from densitydiff.sharpen.checkpoint import load_sharpener
 
     out = [load_sharpener(s, device=device) for s in sharpeners]
-    for s in out:
-        if s.kind == "ddpm":  # its samplers are diffusers' schedulers: fail before any work
-            from densitydiff.extras import require
-
-            require("train", what=f"{s.name} (a diffusion model)")
     seen: dict[str, int] = {}
     for s in out:  # two checkpoints both called "last" must stay apart in the table
         n = seen.get(s.name, 0)
@@ -208,12 +203,16 @@ def evaluate_structures(
     batch_size: int = 4,
     fix_elements: bool = False,
     strict_elements: bool = False,
+    progress: bool = False,
 ) -> list[dict]:
     """One row per (structure, method): the metrics of compare_maps, seconds and b_factor.
 
     Inputs are checked before any work. `on_result` sees each structure's full evaluation
     (curves, volumes) as it finishes, e.g. to draw figures without keeping every volume.
+    `progress` draws a bar over the structures on stderr.
     """
+    from tqdm import tqdm
+
     check_resolutions(input_resolution, target_resolution)
     check_sampling(sampler, steps)
     if not structures:
@@ -223,7 +222,9 @@ def evaluate_structures(
         raise InputError(f"structure file not found: {', '.join(missing)}")
     loaded = resolve_sharpeners(sharpeners, device)
     rows: list[dict] = []
-    for path in structures:
+    bar = tqdm(structures, desc="evaluate", unit="structure", disable=not progress)
+    for path in bar:
+        bar.set_postfix_str(Path(path).name)
         ev = evaluate_structure(
             path,
             loaded,

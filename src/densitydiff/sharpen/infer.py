@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from densitydiff.devices import check_device
 from densitydiff.diffusion.sampling import Sampling, check_steps, sampler_name
 from densitydiff.errors import InputError
 from densitydiff.maps import DensityMap
@@ -106,7 +107,7 @@ class TilePlan:
         return self.tiling.tile
 
 
-def _check_arguments(density, input_resolution, target_resolution, samples, batch_size, device):
+def _check_arguments(density, input_resolution, target_resolution, samples, batch_size):
     if not isinstance(density, DensityMap):
         raise InputError("sharpen_map needs a DensityMap")
     for name, r in (("input", input_resolution), ("target", target_resolution)):
@@ -123,13 +124,6 @@ def _check_arguments(density, input_resolution, target_resolution, samples, batc
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
     if not np.all(np.isfinite(density.array)):
         raise InputError("the map holds NaN or infinite values")
-    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
-        raise InputError(f"unknown device {device!r}: use cpu or cuda")
-    if str(device).startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda: no CUDA device is available; use --device cpu")
     density.require_orthogonal("sharpening")
 
 
@@ -433,7 +427,8 @@ def sharpen_map(
     runs as many of its larger tiles per batch as hold the voxels of `batch_size` patches.
     """
     start = time.perf_counter()
-    _check_arguments(density, input_resolution, target_resolution, samples, batch_size, device)
+    _check_arguments(density, input_resolution, target_resolution, samples, batch_size)
+    device = check_device(device)
     sampler = sampler_name(sampler) if sampler is not None else None
     steps = check_steps(steps)
     checkpoint = load_sharpener(sharpener, device=device)
@@ -522,7 +517,6 @@ def sharpen_file(
     OUT.json is the run record (densitydiff.runrecord) with the model, its config, the
     inference settings, tile counts and timings. Returns (result, record).
     """
-    from densitydiff.devices import check_device
     from densitydiff.formats.maps import MAP_SUFFIXES, read_volume, write_map
     from densitydiff.outputs import check_record_path, output_lock
     from densitydiff.runrecord import run_record, write_record
@@ -552,10 +546,6 @@ def sharpen_file(
     density = read_volume(inp)
     t_read = time.perf_counter() - start
     model = load_sharpener(checkpoint, device=device)
-    if model.kind == "ddpm":  # the DDPM's samplers are diffusers' schedulers
-        from densitydiff.extras import require
-
-        require("train", what=f"sharpening with {model.name} (a diffusion model)")
     result = sharpen_map(
         density,
         model,

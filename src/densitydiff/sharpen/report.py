@@ -1,6 +1,9 @@
 """Evaluation report: results.csv, results.json, FSC and slice PNGs, one self-contained HTML page.
 
-The HTML page embeds every PNG as base64 (data: URIs) so it can be mailed or archived alone.
+The HTML page embeds every PNG as base64 (data: URIs) so it can be mailed or archived alone;
+each <img> names the PNG beside it that it holds (`data-file`). A settings table gives the
+command, date, seed, inputs and versions from the run record (densitydiff.runrecord), so a
+page says how it was made.
 """
 
 from __future__ import annotations
@@ -62,13 +65,16 @@ def structure_figures(ev, out_dir: str | os.PathLike) -> dict[str, Path]:
     fsc_png = plot_fsc(ev.curves, out / f"fsc_{slug}.png")
     volumes = {"truth": ev.volumes["truth"]}
     volumes.update({k: v for k, v in ev.volumes.items() if k != "truth"})
-    slices_png = plot_slices(volumes, out / f"slices_{slug}.png")
+    truth = ev.maps.get("truth")
+    voxel = float(truth.voxel_size[0]) if truth is not None else None
+    slices_png = plot_slices(volumes, out / f"slices_{slug}.png", voxel_size=voxel)
     return {"fsc": fsc_png, "slices": slices_png}
 
 
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    name = html.escape(Path(path).name)
+    return f'<img alt="{html.escape(alt)}" data-file="{name}" src="data:image/png;base64,{data}">'
 
 
 def _fmt(v, key: str) -> str:
@@ -92,12 +98,45 @@ def _table(records: Sequence[dict], keys: Sequence[str], heads: Sequence[str]) -
 
 
 _STYLE = """
-body { font-family: sans-serif; margin: 2em; max-width: 1100px; }
+body { font-family: sans-serif; margin: 2em; max-width: 1400px; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: right; }
 th { background: #eee; } td:first-child, td:nth-child(2) { text-align: left; }
-img { max-width: 100%; margin: 0.5em 0; }
+table.settings td { text-align: left; font-family: monospace; }
+table.settings th { text-align: left; }
+img { display: block; max-width: 100%; margin: 0.5em 0; }
+figure { margin: 1em 0; } figcaption { font-size: 0.85em; color: #444; }
 """
+
+
+def settings_rows(settings: dict | None, record: dict | None) -> list[tuple[str, str]]:
+    """(name, value) rows of the settings table: the run's settings, then from the run record
+    the command, date, wall time, seed, inputs (name, bytes, sha256) and package versions."""
+    rows = [(str(k), str(v)) for k, v in (settings or {}).items()]
+    if not record:
+        return rows
+    cmd = record.get("command") or {}
+    if cmd.get("shell"):
+        rows.append(("command", cmd["shell"]))
+    for key, name in (("date", "date"), ("wall_seconds", "wall time (s)"), ("seed", "seed")):
+        if record.get(key) is not None and name not in dict(rows):
+            rows.append((name, str(record[key])))
+    for entry in record.get("inputs") or []:
+        sha = entry.get("sha256")
+        size = entry.get("bytes")
+        text = entry["path"] + (f" ({size} bytes, sha256 {sha[:16]}…)" if sha else "")
+        rows.append(("input", text))
+    versions = record.get("versions") or {}
+    if versions:
+        rows.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
+    return rows
+
+
+def _settings_table(rows: Sequence[tuple[str, str]]) -> str:
+    body = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
+    )
+    return f'<table class="settings" id="settings"><tbody>{body}</tbody></table>'
 
 
 def write_report(
@@ -108,11 +147,13 @@ def write_report(
     figures: dict[str, dict[str, Path]] | None = None,
     title: str = "densitydiff evaluate",
     settings: dict | None = None,
+    record: dict | None = None,
 ) -> Path:
     """Write results.csv, results.json, the figures of `evaluations` and report.html; return it.
 
     `figures` (structure -> {"fsc": png, "slices": png}) adds figures drawn earlier
-    (structure_figures), so callers need not keep every volume in memory.
+    (structure_figures), so callers need not keep every volume in memory. `record` (a run
+    record) adds the command, date, inputs and versions to the settings table.
     """
     from densitydiff.sharpen.evaluate import METRICS, summarise
 
@@ -145,11 +186,7 @@ def write_report(
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
-    if settings:
-        items = "".join(
-            f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>" for k, v in settings.items()
-        )
-        parts.append(f"<ul>{items}</ul>")
+    parts.append("<h2>Settings</h2>" + _settings_table(settings_rows(settings, record)))
     parts.append(
         "<p>Every map is compared with the truth simulated at the target resolution. "
         "FSC 0.5 / 0.143: resolution where the FSC against the truth falls below the threshold "
@@ -162,10 +199,15 @@ def write_report(
     parts.append("<h2>Per structure</h2>" + _table(rows, keys, heads))
     for name, f in figs.items():
         parts.append(f"<h2>{html.escape(name)}</h2>")
-        if "fsc" in f:
-            parts.append(_img(f["fsc"], f"FSC curves, {name}"))
-        if "slices" in f:
-            parts.append(_img(f["slices"], f"central slices, {name}"))
+        captions = {
+            "fsc": "FSC of each map against the truth (0.5 and 0.143 marked).",
+            "slices": "Central slices of each map (one grey scale per row; a row ending in "
+            "'std' is the per-voxel standard deviation over the samples drawn).",
+        }
+        for key, alt in (("fsc", f"FSC curves, {name}"), ("slices", f"central slices, {name}")):
+            if key in f:
+                parts.append(f"<figure>{_img(f[key], alt)}"
+                             f"<figcaption>{captions[key]}</figcaption></figure>")  # fmt: skip
     parts.append("</body></html>")
     page = out / "report.html"
     with atomic_path(page) as tmp:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -205,6 +204,7 @@ def _fit(config, run_dir, data, dataset, val_dataset, geometry, resume, callback
     import torch
     from lightning.pytorch.loggers import CSVLogger
 
+    from densitydiff.console import lightning_progress_bar, quiet_lightning, show_progress
     from densitydiff.sharpen.callbacks import PerformanceMonitor, SharpeningMonitor
     from densitydiff.sharpen.module import SharpenModule
 
@@ -253,30 +253,35 @@ def _fit(config, run_dir, data, dataset, val_dataset, geometry, resume, callback
     strategy = t.strategy
     if strategy == "auto" and t.devices * t.num_nodes > 1:
         strategy = "ddp"
-    trainer = L.Trainer(
-        accelerator=t.accelerator,
-        devices=t.devices,
-        num_nodes=t.num_nodes,
-        strategy=strategy,
-        precision=_precision(config),
-        max_steps=t.max_steps,
-        max_epochs=-1,
-        gradient_clip_val=config.optim.grad_clip or None,
-        val_check_interval=every if val_loader is not None else None,
-        check_val_every_n_epoch=None,
-        limit_val_batches=t.limit_val_batches if val_loader is not None else 0,
-        num_sanity_val_steps=0,
-        log_every_n_steps=t.log_every_n_steps,
-        logger=loggers,
-        callbacks=cbs,
-        plugins=[atomic_checkpoint_io()],
-        default_root_dir=run_dir,
-        enable_progress_bar=progress_bar if progress_bar is not None else sys.stderr.isatty(),
-        enable_model_summary=False,
-        deterministic=False,
-    )
-    module = SharpenModule(to_dict(config), geometry)
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
+    progress = show_progress(progress_bar)
+    bar = lightning_progress_bar(progress)
+    if bar is not None:
+        cbs.append(bar)
+    with quiet_lightning():
+        trainer = L.Trainer(
+            accelerator=t.accelerator,
+            devices=t.devices,
+            num_nodes=t.num_nodes,
+            strategy=strategy,
+            precision=_precision(config),
+            max_steps=t.max_steps,
+            max_epochs=-1,
+            gradient_clip_val=config.optim.grad_clip or None,
+            val_check_interval=every if val_loader is not None else None,
+            check_val_every_n_epoch=None,
+            limit_val_batches=t.limit_val_batches if val_loader is not None else 0,
+            num_sanity_val_steps=0,
+            log_every_n_steps=t.log_every_n_steps,
+            logger=loggers,
+            callbacks=cbs,
+            plugins=[atomic_checkpoint_io()],
+            default_root_dir=run_dir,
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            deterministic=False,
+        )
+        module = SharpenModule(to_dict(config), geometry)
+        trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
     if is_zero:
         record["global_step"] = int(trainer.global_step)
         record["wall_seconds"] = round(time.perf_counter() - started, 3)

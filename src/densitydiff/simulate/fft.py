@@ -38,6 +38,13 @@ def fftn_centered(volume: torch.Tensor) -> torch.Tensor:
     return torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(volume)))
 
 
+def ifftn_centered(spectrum: torch.Tensor) -> torch.Tensor:
+    """Inverse of `fftn_centered` (complex; take .real for transforms of real volumes)."""
+    import torch
+
+    return torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(spectrum)))
+
+
 def ht2_centered(images: torch.Tensor) -> torch.Tensor:
     """Centred 2-D Hartley transform, H = Re F - Im F of the centred Fourier transform F.
 

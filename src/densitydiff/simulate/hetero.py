@@ -97,7 +97,7 @@ def trajectory_source(
     Read by `structures.read_structure(all_models=True)`, so blank element columns are inferred
     from the atom names in every frame and wrong ones refused.
     """
-    from densitydiff.structures import centroid, read_structure
+    from densitydiff.structures import centroid, inferred_elements, read_structure
 
     st = read_structure(
         path, all_models=True, fix_elements=fix_elements, strict_elements=strict_elements
@@ -113,7 +113,8 @@ def trajectory_source(
         kind="trajectory",
         coordinates=np.arange(n) / (n - 1),
         weights=np.full(n, 1.0 / n),
-        params={"trajectory": str(path), "n_frames": n},
+        params={"trajectory": str(path), "n_frames": n,
+                "elements_inferred": inferred_elements(st)},  # fmt: skip
         structures=frames,
         center=centroid(st[0]),
         resolution=resolution,
@@ -148,7 +149,7 @@ def hinge_source(
     """
     import gemmi
 
-    from densitydiff.structures import centroid, read_structure
+    from densitydiff.structures import centroid, inferred_elements, read_structure
 
     st = read_structure(path, fix_elements=fix_elements, strict_elements=strict_elements)
     axis = np.asarray(axis, dtype=float)
@@ -231,6 +232,7 @@ def hinge_source(
             "angles_deg": [a0, a0 + 360.0] if circular else [a0, a1],
             "n_states": n_states,
             "n_moving_atoms": int(moving.sum()),
+            "elements_inferred": inferred_elements(st),
         },
         structures=[make(float(t)) for t in values],
         center=centroid(st[0]),
@@ -247,7 +249,7 @@ def discrete_source(
     strict_elements: bool = False,
 ) -> StructureSource:
     """Distinct structures as states (compositional heterogeneity), on the first's centroid."""
-    from densitydiff.structures import centroid, read_structure
+    from densitydiff.structures import centroid, inferred_elements, read_structure
 
     if len(paths) < 2:
         raise InputError(f"discrete heterogeneity needs at least 2 structures, got {len(paths)}")
@@ -269,7 +271,8 @@ def discrete_source(
         kind="discrete",
         coordinates=np.arange(n, dtype=float),
         weights=weights,
-        params={"structures": [str(p) for p in paths], "proportions": weights.tolist()},
+        params={"structures": [str(p) for p in paths], "proportions": weights.tolist(),
+                "elements_inferred": sum(inferred_elements(st) for st in structures)},  # fmt: skip
         structures=structures,
         center=centroid(structures[0][0]),
         resolution=resolution,
@@ -403,7 +406,13 @@ def heterogeneity_source(
     return source
 
 
-def _check_image_arguments(n_images, box, pixel_size, snr, chunk_size) -> None:
+CONTRASTS = {"cryodrgn": -1.0, "positive": 1.0}
+"""Sign of the written images. "cryodrgn": protein dark, -(CTF * (P V)) + N, as micrograph
+particles are, so cryoDRGN's defaults (which invert the data) read positive density; "positive":
+CTF * (P V) + N, which cryoDRGN needs `--uninvert-data` for."""
+
+
+def _check_image_arguments(n_images, box, pixel_size, snr, chunk_size, contrast="cryodrgn"):
     if n_images < 1:
         raise InputError(f"--n-images must be at least 1, got {n_images}")
     if box < 8 or box % 2:
@@ -413,23 +422,28 @@ def _check_image_arguments(n_images, box, pixel_size, snr, chunk_size) -> None:
         raise InputError(f"SNR must be positive (inf for noiseless images), got {snr}")
     if chunk_size < 1:
         raise InputError(f"chunk size must be at least 1, got {chunk_size}")
+    if contrast not in CONTRASTS:
+        raise InputError(f"unknown contrast {contrast!r}: use one of {', '.join(CONTRASTS)}")
 
 
 def _write_clean_images(
-    writer, source: Source, p: ImageParameters, vol_dir: Path, *, chunk_size: int, device, bar
-) -> float:
-    """State by state: write its volume, form its images CTF * (P V) into their slots.
+    writer, source: Source, p: ImageParameters, vol_dir: Path, *, chunk_size: int, device, bar,
+    sign: float = 1.0,
+) -> float:  # fmt: skip
+    """State by state: write its volume, form its images sign * CTF * (P V) into their slots.
 
-    One volume and its projector are in memory at a time. Returns the signal variance: the
-    mean over all images of each clean image's pixel variance over the whole box.
+    Volumes are on cryoDRGN's grid (what `eval_vol` and `backproject_voxel` write): origin 0,
+    box D, the rotation centre at voxel D // 2, so they overlay cryoDRGN's maps in ChimeraX and
+    `densitydiff fsc` compares them without resampling. One volume and its projector are in
+    memory at a time. Returns the signal variance: the mean over all images of each clean
+    image's pixel variance over the whole box.
     """
     from densitydiff.formats.maps import write_map
     from densitydiff.maps import DensityMap
     from densitydiff.simulate.cryoem import Projector, form_images
 
     box, pixel_size = writer.D, writer.pixel_size
-    center = box // 2 * pixel_size
-    origin = (-center, -center, -center)
+    origin = (0.0, 0.0, 0.0)  # cryoDRGN's mrcfile.write_mrc: xorg = yorg = zorg = 0
     signal_var_sum = 0.0
     for k in range(source.n_states):
         volume = source.volume(k, box, pixel_size)
@@ -443,7 +457,7 @@ def _write_clean_images(
             clean = form_images(projector, p.rotations[sel], p.shifts[sel], p.ctf[sel])
             clean = clean.cpu().numpy()
             signal_var_sum += float(clean.reshape(len(sel), -1).var(axis=1).sum())
-            writer.write_at(sel, clean)
+            writer.write_at(sel, sign * clean)
             bar.update(len(sel))
         del projector
     return signal_var_sum / writer.n
@@ -503,27 +517,33 @@ def simulate_particles(
     device=None,
     progress: bool = True,
     command: str | None = None,
+    contrast: str = "cryodrgn",
+    run: dict | None = None,
 ) -> dict:
     """Write a synthetic data set to `out_dir`; return the dataset.json record.
+
+    contrast: "cryodrgn" (default; protein dark, read correctly by cryoDRGN's defaults) or
+    "positive" (see CONTRASTS).
+    `run` (a densitydiff.runrecord record: command line, versions, inputs) is kept in it as "run".
 
     Steps: draw every image's parameters, form the clean images state by state, add noise of
     sigma^2 = signal variance / SNR, write poses, CTF, star file and ground truth, the record.
     The folder appears whole or not at all (`atomic_dir`); an existing earlier data set there
     (it holds dataset.json) is replaced, any other non-empty folder is refused.
     """
-    _check_image_arguments(n_images, box, pixel_size, snr, chunk_size)
+    _check_image_arguments(n_images, box, pixel_size, snr, chunk_size, contrast)
     # everything is written in a temporary folder renamed when dataset.json, the last file, is in
     with atomic_dir(out_dir, "dataset.json") as out:
         return _simulate_into(
             out, source, n_images=n_images, box=box, pixel_size=pixel_size, snr=snr, seed=seed,
             acquisition=acquisition, chunk_size=chunk_size, device=device, progress=progress,
-            command=command,
+            command=command, contrast=contrast, run=run,
         )  # fmt: skip
 
 
 def _simulate_into(
     out: Path, source: Source, *, n_images, box, pixel_size, snr, seed, acquisition, chunk_size,
-    device, progress, command,
+    device, progress, command, contrast="cryodrgn", run=None,
 ) -> dict:  # fmt: skip
     """The body of `simulate_particles`, writing into the (temporary) folder `out`."""
     from tqdm import tqdm
@@ -535,7 +555,8 @@ def _simulate_into(
     bar = tqdm(total=2 * n_images, desc="simulate particles", unit="img", disable=not progress)
     with ParticleWriter(out / "particles.mrcs", n_images, box, pixel_size) as writer:
         signal_var = _write_clean_images(
-            writer, source, p, out / "volumes", chunk_size=chunk_size, device=device, bar=bar
+            writer, source, p, out / "volumes", chunk_size=chunk_size, device=device, bar=bar,
+            sign=CONTRASTS[contrast],
         )
         sigma = 0.0 if math.isinf(snr) else math.sqrt(signal_var / snr)
         _add_noise(writer, sigma, seed, chunk_size=chunk_size, bar=bar)
@@ -544,8 +565,10 @@ def _simulate_into(
     record = _record(
         source, acquisition, command=command, n_images=n_images, box=box,
         pixel_size=pixel_size, snr=snr, signal_var=signal_var, sigma=sigma, seed=seed,
-        chunk_size=chunk_size,
+        chunk_size=chunk_size, contrast=contrast,
     )  # fmt: skip
+    if run is not None:
+        record["run"] = run
     with atomic_path(out / "dataset.json") as tmp:
         Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
     return record
@@ -564,6 +587,7 @@ def _record(
     sigma: float,
     seed: int,
     chunk_size: int,
+    contrast: str = "cryodrgn",
 ) -> dict:
     """dataset.json: what was simulated, how, and with which versions."""
     import torch
@@ -581,6 +605,12 @@ def _record(
         "clean (CTF-applied) images of each image's pixel variance over the whole box",
         "signal_variance": signal_var,
         "noise_sigma": sigma,
+        "contrast": contrast,
+        "contrast_definition": {
+            "cryodrgn": "protein dark: images = -(CTF * P V) + noise; cryoDRGN's defaults "
+            "(--invert-data) read it as positive density; densitydiff backproject(invert=True)",
+            "positive": "images = CTF * (P V) + noise; pass --uninvert-data to cryoDRGN",
+        }[contrast],
         "seed": seed,
         "defocus_range_A": list(a.defocus),
         "astigmatism_A": a.astigmatism,
@@ -594,7 +624,8 @@ def _record(
         "state_weights": source.weights.tolist(),
         "conventions": "cryoDRGN: poses.pkl (R per image, translations in box fractions; the "
         "particle centre sits at D//2 - t*D pixels), ctf.pkl rows [D, Å/px, dfU, dfV, dfang deg, "
-        "kV, Cs mm, w, phase deg]; RELION 3.1 star; volumes (z,y,x) with voxel D//2 at the origin",
+        "kV, Cs mm, w, phase deg]; RELION 3.1 star; volumes (z,y,x) on cryoDRGN's grid: origin "
+        "0 Å, box D, rotation centre at voxel D//2",
         "files": {
             "particles": "particles.mrcs",
             "poses": "poses.pkl",

@@ -28,14 +28,17 @@ def backproject(
     wiener: float = 1e-3,
     batch_size: int = 256,
     device=None,
+    invert: bool = False,
 ) -> np.ndarray:
     """Reconstruct a (D, D, D) volume from images (N, D, D) with known poses and CTFs.
 
     shifts: (N, 2) pixels (x, y), as used to form the images; ctf_params: (N, 9) ctf.pkl rows.
+    invert: negate the images first, for protein-dark stacks (cryoDRGN's `--invert-data`, its
+    default; our data sets with `"contrast": "cryodrgn"` in dataset.json).
     """
     import torch
 
-    images = np.asarray(images)
+    images = -np.asarray(images) if invert else np.asarray(images)
     rotations = np.asarray(rotations, dtype=np.float32).reshape(-1, 3, 3)
     if images.ndim != 3 or images.shape[1] != images.shape[2]:
         raise InputError(f"images must be (N, D, D), got shape {images.shape}")
