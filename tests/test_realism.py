@@ -153,3 +153,41 @@ def test_realistic_build_is_deterministic_and_the_clean_preset_unchanged(tmp_pat
     for bad in (["nope=1"], ["global_b=5"], ["noise_snr=0.1:1"], ["neighbours=x"]):
         with pytest.raises(InputError):
             realism_from("realistic", bad)
+
+
+def test_a_realistic_store_is_read_once_per_epoch(tmp_path, monkeypatch):
+    """Each item reads the degraded input of r_in and the clean target of r_out: two chunks,
+    also for r_in == r_out, and no chunk twice in an epoch."""
+    from collections import Counter
+
+    import torch
+
+    from densitydiff.data import PatchDataset
+
+    cfg = BuildConfig(resolutions=(2.0, 4.0), patch=16, patches_per_structure=4, val_fraction=0,
+                      test_fraction=0, realism=Realism(noise_snr=(5.0, 5.0)))  # fmt: skip
+    build_store([EXAMPLES / "1orc.pdb.gz"], tmp_path / "s.zarr", cfg, progress=False,
+                log=lambda _: None)  # fmt: skip
+    reads: Counter = Counter()
+    real = PatchDataset._array
+
+    class Counting:
+        def __init__(self, arr, key):
+            self.arr, self.key = arr, key
+
+        def __getitem__(self, index):
+            reads[(*self.key, int(index))] += 1
+            return self.arr[index]
+
+    def counted(self, sid, r, role="target"):
+        return Counting(real(self, sid, r, role), (sid, r, role))
+
+    monkeypatch.setattr(PatchDataset, "_array", counted)
+    ds = PatchDataset(tmp_path / "s.zarr", augment=False)
+    assert ds.degraded and len(ds) == 4
+    torch.manual_seed(0)
+    for i in range(len(ds)):
+        item = ds[i]
+        assert not torch.equal(item["input"], item["target"])  # noisy input, clean target
+    assert max(reads.values()) == 1 and len(reads) == 2 * len(ds)
+    assert {role for _, _, role, _ in reads} == {"input", "target"}
