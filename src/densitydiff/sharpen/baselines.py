@@ -21,7 +21,6 @@ import numpy as np
 from densitydiff.errors import InputError
 
 BASELINES = ("input", "bfactor", "lowpass")
-TRUTH_FREE_BASELINES = ("input", "guinier", "lowpass")  # for real maps: no truth to pick B with
 GUINIER_LOW = 10.0  # Å, where the Guinier fit starts (below it the solvent/shape term dominates)
 # B range searched (Å^2): sharpening (B < 0) down to -400, a little blurring up to +100.
 B_RANGE = (-400.0, 100.0)
