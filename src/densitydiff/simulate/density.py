@@ -21,7 +21,7 @@ import gemmi
 import numpy as np
 
 from densitydiff.errors import InputError
-from densitydiff.filters import frequency_magnitude, lowpass_kernel
+from densitydiff.filters import frequency_magnitude, lowpass_kernel, within
 from densitydiff.maps import DensityMap, voxel_triple
 
 SCATTERING = ("electron", "xray")
@@ -223,7 +223,7 @@ def _band_limited(fine, v_fine, blur, resolution, lowpass_kind, s_band, n_ext) -
     spectrum = np.fft.rfftn(fine)
     s = frequency_magnitude(fine.shape, v_fine)
     spectrum *= (
-        np.exp(blur * s**2 / 4.0) * lowpass_kernel(s, resolution, lowpass_kind) * (s <= s_band)
+        np.exp(blur * s**2 / 4.0) * lowpass_kernel(s, resolution, lowpass_kind) * within(s, s_band)
     )
     if np.any(n_fine != n_ext):
         iz = np.fft.fftfreq(n_ext[0], 1.0 / n_ext[0]).round().astype(int) % n_fine[0]
