@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from densitydiff.cli.options import progress_option
+from densitydiff.cli.options import fix_elements_option, progress_option, strict_elements_option
 from densitydiff.console import human_bytes
 
 data_app = typer.Typer(
@@ -105,15 +105,8 @@ def build(
     ),
     threshold: float = typer.Option(0.5, help="Density threshold, z-score of the coarsest map."),
     padding: float = typer.Option(8.0, help="Å of solvent around the atoms in each grid."),
-    fix_elements: bool = typer.Option(
-        False,
-        "--fix-elements",
-        help="Also override element columns that contradict atom names (blank ones are "
-        "inferred without it).",
-    ),
-    strict_elements: bool = typer.Option(
-        False, "--strict-elements", help="Refuse blank element columns instead of inferring."
-    ),
+    fix_elements: bool = fix_elements_option(),
+    strict_elements: bool = strict_elements_option(),
     preset: str = typer.Option(
         "clean",
         "--preset",

@@ -9,11 +9,13 @@ import typer
 from densitydiff.cli.options import (
     CHECKPOINT_HELP,
     device_option,
+    fix_elements_option,
     legacy,
     out_option,
     pick,
     progress_option,
     set_threads,
+    strict_elements_option,
     threads_option,
 )
 from densitydiff.diffusion.sampling import HELP as SAMPLER_HELP
@@ -56,15 +58,8 @@ def evaluate(
     threads: int | None = threads_option(),
     progress: bool | None = progress_option(),
     batch_size: int = typer.Option(4, "--batch-size", help="Tiles per model call."),
-    fix_elements: bool = typer.Option(
-        False,
-        "--fix-elements",
-        help="Also override element columns that contradict atom names (blank ones are "
-        "inferred without it).",
-    ),
-    strict_elements: bool = typer.Option(
-        False, "--strict-elements", help="Refuse blank element columns instead of inferring."
-    ),
+    fix_elements: bool = fix_elements_option(),
+    strict_elements: bool = strict_elements_option(),
     no_models: bool = typer.Option(False, "--no-models", help="Only the classical baselines."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
     csv_out: Path | None = typer.Option(None, "--csv", help="Also write the rows as CSV."),

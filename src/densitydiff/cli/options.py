@@ -22,6 +22,23 @@ def out_option(help: str) -> Any:
     return typer.Option(None, "-o", "--out", help=help)
 
 
+def fix_elements_option() -> Any:
+    """--fix-elements: also repair element columns that contradict the atom names."""
+    return typer.Option(
+        False,
+        "--fix-elements",
+        help="Also override element columns that contradict atom names (blank ones are "
+        "inferred without it).",
+    )
+
+
+def strict_elements_option() -> Any:
+    """--strict-elements: refuse blank element columns instead of inferring them."""
+    return typer.Option(
+        False, "--strict-elements", help="Refuse blank element columns instead of inferring."
+    )
+
+
 def legacy(*names: str) -> Any:
     """A hidden alias of an option under its old spelling (kept so old scripts still run)."""
     return typer.Option(None, *names, hidden=True)

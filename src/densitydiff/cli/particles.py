@@ -8,11 +8,13 @@ import typer
 
 from densitydiff.cli.options import (
     device_option,
+    fix_elements_option,
     legacy,
     out_option,
     pick,
     progress_option,
     set_threads,
+    strict_elements_option,
     threads_option,
 )
 
@@ -85,15 +87,8 @@ def particles(
     device: str = device_option(),
     threads: int | None = threads_option(),
     progress: bool | None = progress_option(),
-    fix_elements: bool = typer.Option(
-        False,
-        "--fix-elements",
-        help="Also override element columns that contradict atom names (blank ones are "
-        "inferred without it).",
-    ),
-    strict_elements: bool = typer.Option(
-        False, "--strict-elements", help="Refuse blank element columns instead of inferring."
-    ),
+    fix_elements: bool = fix_elements_option(),
+    strict_elements: bool = strict_elements_option(),
 ) -> None:
     """Simulate particles X = CTF * (P V) + N with one kind of heterogeneity and ground truth.
 

@@ -7,7 +7,13 @@ from pathlib import Path
 import typer
 
 from densitydiff.cli import particles as _particles
-from densitydiff.cli.options import legacy, out_option, pick
+from densitydiff.cli.options import (
+    fix_elements_option,
+    legacy,
+    out_option,
+    pick,
+    strict_elements_option,
+)
 
 simulate_app = typer.Typer(
     help="Simulate data from atomic models.",
@@ -26,15 +32,8 @@ def simulate_map_command(
     padding: float = typer.Option(10.0, "--padding", help="Box margin around the atoms (Å)."),
     like: Path | None = typer.Option(None, "--like", help="Simulate on this map's grid."),
     scattering: str = typer.Option("electron", "--scattering", help="electron | xray"),
-    fix_elements: bool = typer.Option(
-        False,
-        "--fix-elements",
-        help="Also override element columns that contradict atom names (blank ones are "
-        "inferred without it).",
-    ),
-    strict_elements: bool = typer.Option(
-        False, "--strict-elements", help="Refuse blank element columns instead of inferring."
-    ),
+    fix_elements: bool = fix_elements_option(),
+    strict_elements: bool = strict_elements_option(),
 ) -> None:
     """Density of an atomic model band-limited to a resolution (see docs/simulate.md).
 
