@@ -163,3 +163,30 @@ def test_prior_of_another_dimension_is_refused(runs, one_thread):
                            runs / "run", "-o", out)  # fmt: skip
     assert code == 2 and "dimension 3" in err and "zdim 2" in err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_analyze_of_a_one_dimensional_run_and_bad_counts(tmp_path, one_thread):
+    """zdim 1 (PC1 only: a histogram, explained variance [1]); --k above the number of latents
+    and --pc-points 1 are one line and exit 2, with nothing written."""
+    from densitydiff.formats.latents import write_latents
+    from densitydiff.hetero.checkpoint import save_hetero
+    from densitydiff.hetero.config import read_config
+    from densitydiff.hetero.model import HeteroVAE
+
+    cfg = read_config("tiny", zdim=1)
+    save_hetero(tmp_path / "run" / "weights.pt", HeteroVAE(16, cfg), cfg, D=16, pixel_size=3.0,
+                img_std=1.0, n_images=10, epochs_trained=0, versions={})  # fmt: skip
+    z = np.linspace(-1, 1, 10, dtype=np.float32)[:, None]
+    write_latents(tmp_path / "run" / "z.pkl", z, np.zeros_like(z))
+    out = tmp_path / "an"
+    code, _, err = run_cli("hetero", "analyze", tmp_path / "run", "-o", out, "--k", "2",
+                           "--pc-points", "3")  # fmt: skip
+    assert code == 0, err
+    assert json.loads((out / "analyze.json").read_text())["explained_variance"] == [1.0]
+    assert np.allclose(np.loadtxt(out / "pc1" / "z_values.txt"), [-0.9, 0.0, 0.9], atol=1e-6)
+    # the two halves of 10 evenly spaced points: means -5/9 and 5/9
+    assert sorted(np.loadtxt(out / "kmeans2" / "centres.txt")) == pytest.approx([-5 / 9, 5 / 9])
+    for flags, words in ((["--k", "11"], "--k 11"), (["--pc-points", "1"], "--pc-points 1")):
+        code, _, err = run_cli("hetero", "analyze", tmp_path / "run", "-o", tmp_path / "b", *flags)
+        assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "b").exists()

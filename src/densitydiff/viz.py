@@ -181,7 +181,7 @@ def plot_strip(
         ax.set_yticks([])
         ax.set_title(str(i), fontsize=8)
     if voxel_size:
-        axes[0, 0].set_xlabel(f"{np.shape(slices[0])[-1] * voxel_size:g} Å", fontsize=7)
+        axes[0, 0].set_xlabel(f"box {np.shape(slices[0])[-1] * voxel_size:g} Å", fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
