@@ -57,10 +57,13 @@ REFUSED: list[tuple[str, str, str]] = [
     ("N18", "simulate map {i}/notgzip.pdb.gz -o {o}/s.mrc -r 4", "s.mrc"),
     ("N19", "simulate map " + ORC + " -o {o}/s.mrc -r 4 --voxel-size 0", "s.mrc"),
     ("N63", "simulate map " + ORC + " -o {i}/side.mrc -r 4", ""),  # {i}/side.json: not ours
+    # a read-only folder: /proc refuses new files even to root (the tests run as root)
+    ("N64", "simulate map " + ORC + " -o /proc/s.mrc -r 4", ""),
     ("N20", "simulate map " + ORC + " -o {o}/s.mrc -r 4 --like {i}/zerovox.mrc", "s.mrc"),
     # sharpen
     ("H29", SHARPEN.replace("-o", "--device tpu -o"), "h.mrc"),
     ("N22", SHARPEN + " --samples 0", "h.mrc"),
+    ("N66", SHARPEN.replace("{o}/h.mrc", "/proc/h.mrc"), ""),
     ("N23", SHARPEN + " --batch-size 0", "h.mrc"),
     ("N25", SHARPEN + " --target-resolution 6", "h.mrc"),
     ("N26", SHARPEN + " --target-resolution -2", "h.mrc"),
@@ -134,6 +137,7 @@ REFUSED: list[tuple[str, str, str]] = [
     ("SP25", TRAJ + " --voltage 0", "parts"),
     ("SP26", TRAJ + " --amplitude-contrast 1.5", "parts"),
     ("N59", TRAJ + " --n-images 0", "parts"),
+    ("N65", TRAJ.replace("{o}/parts", "/proc/parts"), ""),
     ("N60", TRAJ.replace("adk3.pdb", "nan_coord.pdb"), "parts"),
     ("N61", TRAJ + " --chunk-size 0", "parts"),
 ]

@@ -137,3 +137,16 @@ def test_bad_inputs():
         zscore(a, np.zeros_like(a, bool))
     with pytest.raises(InputError, match="voxel_size"):
         resample(DensityMap(a, 1.0), -1.0)
+
+
+def test_hard_lowpass_keeps_a_frequency_exactly_on_the_cutoff():
+    # on an 8^3 grid of 0.9 Å voxels the (3, 4, 0) coefficient has |s| = 5/(8 * 0.9) 1/Å exactly
+    # (a 3-4-5 triangle), but the float sqrt lands one ulp above 1/r for r = 8 * 0.9 / 5 Å; the
+    # convention (filters module doc, as FSC shells) keeps a frequency on the cutoff
+    from densitydiff.filters import frequency_magnitude, lowpass_kernel
+
+    s = frequency_magnitude((8, 8, 8), 0.9)
+    r = 8 * 0.9 / 5
+    assert s[3, 4, 0] > 1.0 / r  # the float noise this test is about
+    assert lowpass_kernel(s, r, "hard")[3, 4, 0] == 1.0
+    assert lowpass_kernel(s, r * (1 + 1e-6), "hard")[3, 4, 0] == 0.0  # truly beyond: cut

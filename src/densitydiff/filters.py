@@ -5,6 +5,8 @@ from the voxel size per axis (numpy.fft.fftfreq(n, d=voxel)), so anisotropic vox
 
 Low-pass conventions (resolution r in Å, s = |spatial frequency|, kernel value at s = 1/r):
 - "hard":     1 for s <= 1/r, 0 beyond.                              Value at 1/r: 1.
+              A frequency within 1e-9 relative of 1/r counts as on it (float noise: on
+              anisotropic grids |s| = 1/r may come out one ulp above), as FSC shells do.
 - "cosine":   1 for s <= 1/r - w, raised-cosine fall to 0 at s = 1/r, 0 beyond
               (w = `width` in 1/Å, default 0.15/r).                   Value at 1/r: 0.
 - "gaussian": exp(-ln2 * (s r)^2), not band-limited.                 Value at 1/r: 0.5.
@@ -22,6 +24,12 @@ from densitydiff.errors import InputError
 from densitydiff.maps import DensityMap, voxel_triple
 
 LOWPASS_KINDS = ("hard", "cosine", "gaussian")
+BOUNDARY_RTOL = 1e-9  # |s| this close (relative) to a cutoff is on it: float noise, not signal
+
+
+def within(s: np.ndarray, cutoff: float) -> np.ndarray:
+    """s <= cutoff, with frequencies on the cutoff up to float noise counted as on it."""
+    return s <= cutoff * (1.0 + BOUNDARY_RTOL)
 
 
 def _array3(array: np.ndarray, what: str = "array") -> np.ndarray:
@@ -47,7 +55,7 @@ def lowpass_kernel(s: np.ndarray, resolution: float, kind: str = "cosine", width
         raise InputError(f"resolution must be a positive number of Å, got {resolution!r}")
     cutoff = 1.0 / resolution
     if kind == "hard":
-        return (s <= cutoff).astype(float)
+        return within(s, cutoff).astype(float)
     if kind == "cosine":
         w = 0.15 * cutoff if width is None else float(width)
         if not np.isfinite(w) or w <= 0 or w > cutoff:

@@ -50,7 +50,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     if path.is_dir():
         raise InputError(f"cannot write {path}: it is a folder")
     suffix = suffix if suffix is not None else "".join(path.suffixes[-2:]) or ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as err:  # name the file the user asked for, not our temporary one
+        raise InputError(f"cannot write {path}: {err.strerror or err}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
@@ -80,7 +83,10 @@ def output_lock(path: str | os.PathLike) -> Iterator[None]:
     lock = lock_path(path)
     make_parent(lock)
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        except OSError as err:  # name the output the user asked for, not our lock file
+            raise InputError(f"cannot write {path}: {err.strerror or err}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
