@@ -46,6 +46,21 @@ save_prior('prior/prior.pt', build_denoiser(2, cfg), cfg, LatentStats(z.mean(0),
 step "prior sample (ode)" $DD prior sample prior -n 16 -o z.txt --method ode
 step "prior sample (heun)" $DD prior sample prior -n 16 -o z.npy --method heun --steps 8
 step "prior interpolate" $DD prior interpolate prior --start 0 --end 3 --steps 4 -o path.npy
+# a hetero run as `hetero train` would leave it (untrained), with its z.pkl
+step "write a hetero run" $PY -c "
+import numpy as np
+from densitydiff.formats.latents import write_latents
+from densitydiff.hetero.checkpoint import save_hetero
+from densitydiff.hetero.config import read_config
+from densitydiff.hetero.model import HeteroVAE
+cfg = read_config('tiny', zdim=2)
+save_hetero('het/weights.pt', HeteroVAE(16, cfg), cfg, D=16, pixel_size=4.0, img_std=1.0,
+            n_images=16, epochs_trained=0, versions={})
+z = np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32)
+write_latents('het/z.pkl', z, np.zeros_like(z))
+"
+step "hetero analyze" $DD hetero analyze het -o het_analysis --k 2 --pc-points 2
+step "prior sample --volumes" $DD prior sample prior -n 2 --volumes het -o het_sampled
 
 # training needs the `train` extra: one line on stderr, exit status 2, before any work
 expect_extra() {

@@ -49,6 +49,26 @@ def test_main_commands_run_without_extras(no_extras, tmp_path, one_thread):
                            tmp_path / "z.npy")  # fmt: skip
     assert code == 0, err
     assert np.load(tmp_path / "z.npy").shape == (8, 2)
+    # a hetero run as `hetero train` would leave it (untrained): analyze and decode prior latents
+    from densitydiff.formats.latents import write_latents
+    from densitydiff.hetero.checkpoint import save_hetero
+    from densitydiff.hetero.config import read_config
+    from densitydiff.hetero.model import HeteroVAE
+
+    hcfg = read_config("tiny", zdim=2)
+    save_hetero(tmp_path / "het" / "weights.pt", HeteroVAE(16, hcfg), hcfg, D=16, pixel_size=4.0,
+                img_std=1.0, n_images=16, epochs_trained=0, versions={})  # fmt: skip
+    write_latents(tmp_path / "het" / "z.pkl", z, np.zeros_like(z))
+    for argv in (
+        ["hetero", "analyze", tmp_path / "het", "-o", tmp_path / "an", "--k", "2",
+         "--pc-points", "2"],
+        ["prior", "sample", tmp_path / "prior", "-n", "2", "--volumes", tmp_path / "het", "-o",
+         tmp_path / "vols"],
+    ):  # fmt: skip
+        code, _, err = run_cli(*argv)
+        assert code == 0, (argv[:2], err)
+    assert (tmp_path / "an" / "index.html").is_file()
+    assert (tmp_path / "vols" / "vol_001.mrc").is_file()
 
 
 def test_training_names_its_extra(no_extras, tmp_path):

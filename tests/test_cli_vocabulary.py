@@ -59,7 +59,8 @@ def test_the_walk_finds_every_command():
     expected = {"info", "fsc", "compare", "simulate map", "simulate particles", "demo",
                 "data build", "data merge", "data info", "prior train", "prior sample",
                 "prior interpolate", "prior evaluate", "prior plot", "train sharpen",
-                "train export", "sharpen", "evaluate", "hetero train", "hetero volume"}  # fmt: skip
+                "train export", "sharpen", "evaluate", "hetero train", "hetero volume",
+                "hetero analyze"}  # fmt: skip
     assert set(COMMANDS) == expected
     assert LONG | NO_TORCH | READ_ONLY <= set(COMMANDS)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -158,5 +158,32 @@ def plot_slices(
     fig = slices_figure(volumes, voxel_size)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=150)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_strip(
+    slices: Sequence[np.ndarray], path: str | os.PathLike, voxel_size: float | None = None
+) -> Path:
+    """Write the 2-D slices side by side in one row, one grey scale for all (the 0.5-99.5
+    percentile), numbered from 0 (a path of volumes at a glance), as a PNG, atomically."""
+    plt = _pyplot()
+    n = len(slices)
+    fig, axes = plt.subplots(1, n, figsize=(1.6 * n, 1.9), squeeze=False)
+    lo, hi = (float(v) for v in np.percentile(np.concatenate([np.ravel(s) for s in slices]),
+                                                 [0.5, 99.5]))  # fmt: skip
+    if not hi > lo:
+        lo, hi = lo - 0.5, lo + 0.5
+    for i, (ax, img) in enumerate(zip(axes[0], slices)):
+        ax.imshow(np.asarray(img), cmap="gray", origin="lower", vmin=lo, vmax=hi,
+                  interpolation="bilinear")  # fmt: skip
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(str(i), fontsize=8)
+    if voxel_size:
+        axes[0, 0].set_xlabel(f"box {np.shape(slices[0])[-1] * voxel_size:g} Å", fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return Path(path)

@@ -161,5 +161,39 @@ def volume(
         print(f"wrote {path}")
 
 
+@hetero_app.command("analyze")
+def analyze(
+    run: Path = typer.Argument(..., help="Run directory of `hetero train`."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder to write (whole)."),
+    epoch: int | None = typer.Option(None, "--epoch", help="Analyze RUN/z.N.pkl (default z.pkl)."),
+    k: int = typer.Option(8, "--k", help="k-means centres (one volume each)."),
+    pc_points: int = typer.Option(10, "--pc-points", help="Volumes along PC1 (5th-95th pct)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (k-means starts)."),
+    threads: int | None = threads_option(),
+) -> None:
+    """PCA of z, k-means centres and their volumes, volumes along PC1, an HTML page (index.html).
+
+    Example: densitydiff hetero analyze run -o run/analyze --k 8
+    """
+    from densitydiff.formats.latents import read_latents
+    from densitydiff.hetero.analyze import analyze as run_analyze
+    from densitydiff.hetero.analyze import latents_file
+    from densitydiff.hetero.checkpoint import load_hetero
+    from densitydiff.outputs import check_output_dir
+    from densitydiff.runrecord import run_record
+
+    started = time.perf_counter()
+    set_threads(threads)
+    check_output_dir(out, "analyze.json")
+    zfile = latents_file(run, epoch)
+    model = load_hetero(run)
+    mu, _ = read_latents(zfile)
+    settings = dict(epoch=epoch, k=k, pc_points=pc_points)
+    record = run_record(config=settings, seed=seed, inputs=[run / "weights.pt", zfile],
+                        started=started, output=str(out))  # fmt: skip
+    run_analyze(model, mu, out, k=k, pc_points=pc_points, seed=seed, record=record)
+    print(f"wrote {out}/index.html ({len(mu)} latents, k = {k}, {pc_points} along PC1)")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(hetero_app, name="hetero")

@@ -79,6 +79,9 @@ def sample(
     atol: float = typer.Option(1e-4, "--atol", help="dopri5 absolute tolerance (ode)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    volumes: Path | None = typer.Option(
+        None, "--volumes", help="hetero run: decode the latents into volumes; -o is a folder."
+    ),
     threads: int | None = threads_option(),
 ) -> None:
     """Draw N latents from the learned prior (or the N(0, I) reference) and save them.
@@ -90,21 +93,28 @@ def sample(
     from densitydiff.prior.sample import load_prior, sample_prior
 
     started = time.perf_counter()
-    _check_suffix(out)
-    check_record_path(out.with_suffix(".json"))
     set_threads(threads)
-    prior = load_prior(run)
+    settings = dict(n=n, method=method, beta=beta, steps=steps, rtol=rtol, atol=atol)
+    if volumes is None:
+        _check_suffix(out)
+        check_record_path(out.with_suffix(".json"))
+        prior = load_prior(run)
+    else:
+        prior, hetero = _prior_and_decoder(run, volumes, out)
     z, info = sample_prior(
         prior, n, method, seed=seed, beta=beta, steps=steps, rtol=rtol, atol=atol
     )
-    save_latents(out, z)
     info.update({"n": n, "out": str(out)})
-    settings = dict(n=n, method=method, beta=beta, steps=steps, rtol=rtol, atol=atol)
-    _write_record(out, run, settings, seed, started, nfe=info.get("nfe"))
+    if volumes is None:
+        save_latents(out, z)
+        _write_record(out, run, settings, seed, started, nfe=info.get("nfe"))
+    else:
+        _write_volumes(hetero, z, out, run, volumes, settings, seed, started, nfe=info.get("nfe"))
     if as_json:
         print(json.dumps(info))
     else:
-        print(f"wrote {n} latents to {out} ({method}, NFE {info['nfe']}, {info['seconds']:.2f} s)")
+        what = "latents" if volumes is None else "latents and volumes"
+        print(f"wrote {n} {what} to {out} ({method}, NFE {info['nfe']}, {info['seconds']:.2f} s)")
 
 
 @prior_app.command("interpolate")
@@ -123,6 +133,9 @@ def interpolate(
     steps_legacy: int | None = legacy("--steps"),
     through: str = typer.Option("noise", "--through", help="noise (ODE) | latent (straight)."),
     mode: str = typer.Option("spherical", "--mode", help="In noise: spherical | linear."),
+    volumes: Path | None = typer.Option(
+        None, "--volumes", help="hetero run: decode the latents into volumes; -o is a folder."
+    ),
     threads: int | None = threads_option(),
 ) -> None:
     """Path between two latents through the ODE's noise space, or a straight line.
@@ -138,10 +151,13 @@ def interpolate(
     started = time.perf_counter()
     points = pick(points, steps_legacy, "--points", "--steps")
     points = 10 if points is None else points
-    _check_suffix(out)
-    check_record_path(out.with_suffix(".json"))
     set_threads(threads)
-    prior = load_prior(run)
+    if volumes is None:
+        _check_suffix(out)
+        check_record_path(out.with_suffix(".json"))
+        prior = load_prior(run)
+    else:
+        prior, hetero = _prior_and_decoder(run, volumes, out)
 
     def end_point(index: int | None, text: str | None, name: str):
         if (index is None) == (text is None):
@@ -155,10 +171,14 @@ def interpolate(
     path = run_interpolate(
         prior, end_point(start, za, "start"), end_point(end, zb, "end"), points, through, mode
     )
-    save_latents(out, path)
     settings = dict(start=start, end=end, za=za, zb=zb, points=points, through=through, mode=mode)
-    _write_record(out, run, settings, None, started)
-    print(f"wrote {len(path)} latents to {out} (through {through})")
+    if volumes is None:
+        save_latents(out, path)
+        _write_record(out, run, settings, None, started)
+    else:
+        _write_volumes(hetero, path, out, run, volumes, settings, None, started, strip="path.png")
+    what = "latents" if volumes is None else "latents and volumes"
+    print(f"wrote {len(path)} {what} to {out} (through {through})")
 
 
 @prior_app.command("evaluate")
@@ -242,6 +262,38 @@ def _write_record(out: Path, run: Path, settings: dict, seed, started, inputs=()
     record = run_record(config=settings, seed=seed, inputs=[prior_file, *inputs], started=started,
                         output=str(out), **extra)  # fmt: skip
     write_record(out.with_suffix(".json"), record)
+
+
+def _prior_and_decoder(run: Path, volumes: Path, out: Path):
+    """The prior and the hetero run that decodes its latents (`--volumes`), checked to agree on
+    the latent dimension before any sampling; OUT must be a folder `atomic_dir` may write."""
+    from densitydiff.errors import InputError
+    from densitydiff.hetero.checkpoint import load_hetero
+    from densitydiff.outputs import check_output_dir
+    from densitydiff.prior.sample import load_prior
+
+    check_output_dir(out, "volumes.json")
+    prior = load_prior(run)
+    hetero = load_hetero(volumes)
+    if prior.dim != hetero.zdim:
+        raise InputError(
+            f"the prior's latents have dimension {prior.dim} but the run {volumes} has zdim "
+            f"{hetero.zdim}"
+        )
+    return prior, hetero
+
+
+def _write_volumes(hetero, z, out: Path, run: Path, volumes: Path, settings: dict, seed,
+                   started, strip: str | None = None, **extra) -> None:  # fmt: skip
+    """OUT/vol_XXX.mrc decoded by the hetero run, z.txt, z.npy, and volumes.json (run record)."""
+    from densitydiff.hetero.volume import write_volumes
+    from densitydiff.runrecord import run_record
+
+    prior_file = run / "prior.pt" if run.is_dir() else run
+    weights = volumes / "weights.pt" if volumes.is_dir() else volumes
+    record = run_record(config=settings, seed=seed, inputs=[prior_file, weights], started=started,
+                        output=str(out), **extra)  # fmt: skip
+    write_volumes(hetero, z, out, source=str(prior_file), record=record, latents=True, strip=strip)
 
 
 def _check_suffix(out: Path) -> None:

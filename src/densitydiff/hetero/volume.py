@@ -63,19 +63,36 @@ def write_volume(run: HeteroRun, z, out: str | os.PathLike) -> Path:
 
 
 def write_volumes(
-    run: HeteroRun, z, out_dir: str | os.PathLike, source: str = "", record: dict | None = None
+    run: HeteroRun,
+    z,
+    out_dir: str | os.PathLike,
+    source: str = "",
+    record: dict | None = None,
+    *,
+    latents: bool = False,
+    strip: str | None = None,
 ) -> Path:
     """Decode each row of z into OUT_DIR/vol_000.mrc, vol_001.mrc, ... (cryoDRGN's names), with
     z_values.txt and volumes.json (`record`, a run record, with what was decoded); the folder
-    appears whole (`outputs.atomic_dir`)."""
+    appears whole (`outputs.atomic_dir`). `latents`: also z.txt and z.npy (`prior sample
+    --volumes`); `strip`: a PNG of that name with the central slice of each volume in a row."""
     from densitydiff.formats.maps import write_map
     from densitydiff.outputs import atomic_dir
 
     z = check_latents(run, z)
     with atomic_dir(out_dir, "volumes.json") as tmp:
+        slices = []
         for i, volume in enumerate(decode_volumes(run, z)):
             write_map(tmp / f"vol_{i:03d}.mrc", as_map(run, volume))
+            slices.append(volume[volume.shape[0] // 2])
         np.savetxt(tmp / "z_values.txt", z)
+        if latents:
+            np.savetxt(tmp / "z.txt", z)
+            np.save(tmp / "z.npy", z)
+        if strip is not None:
+            from densitydiff.viz import plot_strip
+
+            plot_strip(slices, tmp / strip, voxel_size=run.pixel_size)
         info = {
             "n": len(z),
             "zdim": run.zdim,

@@ -8,7 +8,6 @@ page says how it was made.
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
@@ -20,6 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from densitydiff.outputs import atomic_path
+from densitydiff.report import STYLE as _STYLE
+from densitydiff.report import embed_png as _img
+from densitydiff.report import settings_rows
+from densitydiff.report import settings_table as _settings_table
 
 
 def _slug(name: str) -> str:
@@ -71,12 +74,6 @@ def structure_figures(ev, out_dir: str | os.PathLike) -> dict[str, Path]:
     return {"fsc": fsc_png, "slices": slices_png}
 
 
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    name = html.escape(Path(path).name)
-    return f'<img alt="{html.escape(alt)}" data-file="{name}" src="data:image/png;base64,{data}">'
-
-
 def _fmt(v, key: str) -> str:
     if v is None:
         return "–"
@@ -95,48 +92,6 @@ def _table(records: Sequence[dict], keys: Sequence[str], heads: Sequence[str]) -
         "<tr>" + "".join(f"<td>{_fmt(r.get(k), k)}</td>" for k in keys) + "</tr>" for r in records
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-_STYLE = """
-body { font-family: sans-serif; margin: 2em; max-width: 1400px; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: right; }
-th { background: #eee; } td:first-child, td:nth-child(2) { text-align: left; }
-table.settings td { text-align: left; font-family: monospace; }
-table.settings th { text-align: left; }
-img { display: block; max-width: 100%; margin: 0.5em 0; }
-figure { margin: 1em 0; } figcaption { font-size: 0.85em; color: #444; }
-"""
-
-
-def settings_rows(settings: dict | None, record: dict | None) -> list[tuple[str, str]]:
-    """(name, value) rows of the settings table: the run's settings, then from the run record
-    the command, date, wall time, seed, inputs (name, bytes, sha256) and package versions."""
-    rows = [(str(k), str(v)) for k, v in (settings or {}).items()]
-    if not record:
-        return rows
-    cmd = record.get("command") or {}
-    if cmd.get("shell"):
-        rows.append(("command", cmd["shell"]))
-    for key, name in (("date", "date"), ("wall_seconds", "wall time (s)"), ("seed", "seed")):
-        if record.get(key) is not None and name not in dict(rows):
-            rows.append((name, str(record[key])))
-    for entry in record.get("inputs") or []:
-        sha = entry.get("sha256")
-        size = entry.get("bytes")
-        text = entry["path"] + (f" ({size} bytes, sha256 {sha[:16]}…)" if sha else "")
-        rows.append(("input", text))
-    versions = record.get("versions") or {}
-    if versions:
-        rows.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
-    return rows
-
-
-def _settings_table(rows: Sequence[tuple[str, str]]) -> str:
-    body = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
-    )
-    return f'<table class="settings" id="settings"><tbody>{body}</tbody></table>'
 
 
 def write_report(
