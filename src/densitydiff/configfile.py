@@ -114,6 +114,23 @@ def resolve(
     return build(cls, merge(resolved, overrides or {}))
 
 
+def flat_values(
+    preset_or_path: str | os.PathLike | None,
+    presets: Mapping[str, Mapping[str, Any]],
+    overrides: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Flat config values: a preset or YAML file (a run's config.yaml, or a run record with the
+    fields under "config"), then the overrides that are not None."""
+    values: dict[str, Any] = {}
+    if preset_or_path is not None and str(preset_or_path) in presets:
+        values.update(presets[str(preset_or_path)])
+    elif preset_or_path is not None:
+        loaded = read_yaml_mapping(preset_or_path)
+        values.update(loaded.get("config", loaded))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return values
+
+
 def dump_yaml(config: Any) -> str:
     """YAML text of a resolved config."""
     import yaml

@@ -25,3 +25,15 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors alike
         msg = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise InputError(f"cannot read {what} {path}: {msg}") from None
+
+
+def write_torch_file(path: str | os.PathLike, payload: Any, suffix: str | None = None) -> Path:
+    """Save `payload` with torch.save, whole or not at all (temporary name, then rename)."""
+    import torch
+
+    from densitydiff.outputs import atomic_path
+
+    path = Path(path)
+    with atomic_path(path, suffix=suffix) as tmp:
+        torch.save(payload, tmp)
+    return path

@@ -11,13 +11,10 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
 from densitydiff.errors import InputError
 from densitydiff.hetero.config import HeteroConfig
 from densitydiff.hetero.model import HeteroVAE
-from densitydiff.outputs import atomic_path
-from densitydiff.torchfile import read_torch_file
+from densitydiff.torchfile import read_torch_file, write_torch_file
 
 FORMAT = "densitydiff.hetero/1"
 
@@ -61,10 +58,7 @@ def save_hetero(
         "epochs_trained": int(epochs_trained),
         "versions": versions,
     }
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return path
+    return write_torch_file(path, payload)
 
 
 def load_hetero(path: str | os.PathLike) -> HeteroRun:

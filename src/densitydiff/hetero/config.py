@@ -104,11 +104,4 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def read_config(path: str | os.PathLike | None, **overrides: Any) -> HeteroConfig:
     """HeteroConfig from a preset or YAML file (a run config.yaml too), then non-None overrides."""
-    values: dict[str, Any] = {}
-    if path is not None and str(path) in PRESETS:
-        values.update(PRESETS[str(path)])
-    elif path is not None:
-        loaded = configfile.read_yaml_mapping(path)
-        values.update(loaded.get("config", loaded))
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return HeteroConfig.from_dict(values)
+    return HeteroConfig.from_dict(configfile.flat_values(path, PRESETS, overrides))

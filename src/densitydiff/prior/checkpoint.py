@@ -15,11 +15,10 @@ import torch
 
 from densitydiff.diffusion import edm
 from densitydiff.errors import InputError
-from densitydiff.outputs import atomic_path
 from densitydiff.prior.config import PriorConfig
 from densitydiff.prior.latents import LatentStats
 from densitydiff.prior.network import build_denoiser
-from densitydiff.torchfile import read_torch_file
+from densitydiff.torchfile import read_torch_file, write_torch_file
 
 FORMAT = "densitydiff.prior/1"
 
@@ -70,10 +69,7 @@ def save_prior(
         "epochs_trained": int(epochs_trained),
         "versions": versions,
     }
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return path
+    return write_torch_file(path, payload)
 
 
 def load_prior(path: str | os.PathLike) -> Prior:

@@ -62,11 +62,4 @@ def read_config(path: str | os.PathLike | None, **overrides: Any) -> PriorConfig
     A run's config.yaml holds the fields; a config.yaml that is a run record (the fields under
     its "config" entry) reads too.
     """
-    values: dict[str, Any] = {}
-    if path is not None and str(path) in PRESETS:
-        values.update(PRESETS[str(path)])
-    elif path is not None:
-        loaded = configfile.read_yaml_mapping(path)
-        values.update(loaded.get("config", loaded))
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return PriorConfig.from_dict(values)
+    return PriorConfig.from_dict(configfile.flat_values(path, PRESETS, overrides))

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from densitydiff.errors import InputError
-from densitydiff.outputs import atomic_path
-from densitydiff.torchfile import read_torch_file
+from densitydiff.torchfile import read_torch_file, write_torch_file
 
 FORMAT = "densitydiff-sharpener-1"
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -246,7 +245,4 @@ def export_sharpener(
         training_pairs = sharpener.extra.get("training_pairs")
     if training_pairs is not None:
         data["extra"]["training_pairs"] = [[float(a), float(b)] for a, b in training_pairs]
-    out = Path(out)
-    with atomic_path(out, suffix=".tmp") as tmp:
-        torch.save(data, tmp)
-    return out
+    return write_torch_file(out, data, suffix=".tmp")
