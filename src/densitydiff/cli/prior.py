@@ -88,19 +88,13 @@ def sample(
 
     Example: densitydiff prior sample prior_run -n 10000 -o z_prior.txt --method ode
     """
-    from densitydiff.outputs import check_record_path
     from densitydiff.prior.latents import save_latents
-    from densitydiff.prior.sample import load_prior, sample_prior
+    from densitydiff.prior.sample import sample_prior
 
     started = time.perf_counter()
     set_threads(threads)
     settings = dict(n=n, method=method, beta=beta, steps=steps, rtol=rtol, atol=atol)
-    if volumes is None:
-        _check_suffix(out)
-        check_record_path(out.with_suffix(".json"))
-        prior = load_prior(run)
-    else:
-        prior, hetero = _prior_and_decoder(run, volumes, out)
+    prior, hetero = _prior_and_decoder(run, volumes, out)
     z, info = sample_prior(
         prior, n, method, seed=seed, beta=beta, steps=steps, rtol=rtol, atol=atol
     )
@@ -143,21 +137,14 @@ def interpolate(
     Example: densitydiff prior interpolate prior_run --start 0 --end 17 --points 10 -o path.txt
     """
     from densitydiff.errors import InputError
-    from densitydiff.outputs import check_record_path
     from densitydiff.prior.interpolate import interpolate as run_interpolate
     from densitydiff.prior.latents import parse_vector, save_latents
-    from densitydiff.prior.sample import load_prior
 
     started = time.perf_counter()
     points = pick(points, steps_legacy, "--points", "--steps")
     points = 10 if points is None else points
     set_threads(threads)
-    if volumes is None:
-        _check_suffix(out)
-        check_record_path(out.with_suffix(".json"))
-        prior = load_prior(run)
-    else:
-        prior, hetero = _prior_and_decoder(run, volumes, out)
+    prior, hetero = _prior_and_decoder(run, volumes, out)
 
     def end_point(index: int | None, text: str | None, name: str):
         if (index is None) == (text is None):
@@ -264,13 +251,19 @@ def _write_record(out: Path, run: Path, settings: dict, seed, started, inputs=()
     write_record(out.with_suffix(".json"), record)
 
 
-def _prior_and_decoder(run: Path, volumes: Path, out: Path):
-    """The prior and the hetero run that decodes its latents (`--volumes`), checked to agree on
-    the latent dimension before any sampling; OUT must be a folder `atomic_dir` may write."""
+def _prior_and_decoder(run: Path, volumes: Path | None, out: Path):
+    """The prior, and (with `--volumes`) the hetero run that decodes its latents, checked to
+    agree on the latent dimension before any sampling. Without it OUT is a latent file (hetero
+    is None); with it OUT must be a folder `atomic_dir` may write."""
     from densitydiff.errors import InputError
-    from densitydiff.hetero.checkpoint import load_hetero
-    from densitydiff.outputs import check_output_dir
+    from densitydiff.outputs import check_output_dir, check_record_path
     from densitydiff.prior.sample import load_prior
+
+    if volumes is None:
+        _check_suffix(out)
+        check_record_path(out.with_suffix(".json"))
+        return load_prior(run), None
+    from densitydiff.hetero.checkpoint import load_hetero
 
     check_output_dir(out, "volumes.json")
     prior = load_prior(run)
