@@ -203,3 +203,25 @@ def test_prior_train_killed_then_resumed_equals_an_uninterrupted_run(tmp_path):
     assert a["epochs_trained"] == b["epochs_trained"] == 6
     for key in b["state_dict"]:
         torch.testing.assert_close(a["state_dict"][key], b["state_dict"][key], msg=key)
+
+
+def test_hetero_train_killed_then_resumed_equals_an_uninterrupted_run(tmp_path):
+    from tests.hetero_sets import make_set
+
+    s = make_set(tmp_path, n=24, D=16)
+    data = [s["particles"], "--poses", s["poses"], "--ctf", s["ctf"]]
+    args = ["--config", "tiny", "--epochs", "3", "--batch-size", "8", "--chunk-size", "8",
+            "--no-progress", "--threads", "1"]  # fmt: skip
+    run = tmp_path / "run"
+    last = run / "checkpoints" / "last.ckpt"
+    _kill_when(_cli("hetero", "train", *data, "-o", run, *args), last.exists)
+    if not (run / "weights.pt").exists():  # killed: resume from the last checkpoint
+        code, _, err = run_cli("hetero", "train", *data, "-o", run, *args, "--resume")
+        assert code == 0, err
+    code, _, err = run_cli("hetero", "train", *data, "-o", tmp_path / "straight", *args)
+    assert code == 0, err
+    a = torch.load(run / "weights.pt", weights_only=True)
+    b = torch.load(tmp_path / "straight" / "weights.pt", weights_only=True)
+    assert a["epochs_trained"] == b["epochs_trained"] == 3
+    for key in b["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][key], b["state_dict"][key], msg=key)
