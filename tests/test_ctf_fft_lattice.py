@@ -4,22 +4,20 @@ ctf2.pkl and the cryoSPARC file it came from), the electron wavelength, Hartley 
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pytest
 import torch
 
 from densitydiff.errors import InputError
 from densitydiff.formats.ctf import CTF_COLUMNS, CTFParams, load_ctf, save_ctf
+from densitydiff.formats.pkl import load_pickle
 from densitydiff.rotations import random_rotations
 from densitydiff.simulate import ctf, fft, lattice
 from tests.conftest import TESTDATA
 
 
 def test_ctf_params_name_the_columns_of_cryodrgns_ctf_pkl(tmp_path):
-    with open(TESTDATA / "ctf2.pkl", "rb") as handle:  # plain pickle: an independent reader
-        raw = np.asarray(pickle.load(handle))
+    raw = np.asarray(load_pickle(TESTDATA / "ctf2.pkl"))  # the raw array, no column names
     params = CTFParams.from_array(load_ctf(TESTDATA / "ctf2.pkl"))
     assert len(params) == len(raw) == 2019
     np.testing.assert_array_equal(params.to_array(), raw)

@@ -1,8 +1,6 @@
-"""Latent files: cryoDRGN's z.pkl layout (read back with plain pickle), .npy, .txt, .pt."""
+"""Latent files: cryoDRGN's z.pkl layout (read back pickle by pickle), .npy, .txt, .pt."""
 
 from __future__ import annotations
-
-import pickle
 
 import numpy as np
 import pytest
@@ -10,6 +8,7 @@ import torch
 
 from densitydiff.errors import InputError
 from densitydiff.formats.latents import read_latents, write_latents
+from densitydiff.formats.pkl import load_pickles
 from tests.conftest import TESTDATA
 
 
@@ -17,9 +16,8 @@ def test_z_pkl_is_two_pickles_means_then_log_variances(tmp_path):
     rng = np.random.default_rng(0)
     mu, logvar = rng.normal(size=(9, 4)), rng.normal(size=(9, 4))
     write_latents(tmp_path / "z.pkl", mu, logvar)
-    with open(tmp_path / "z.pkl", "rb") as handle:  # what cryoDRGN's analyze does
-        first, second = pickle.load(handle), pickle.load(handle)
-        assert handle.read() == b""
+    # what cryoDRGN's analyze does: two pickles in a row, nothing after (restricted unpickler)
+    first, second = load_pickles(tmp_path / "z.pkl")
     assert first.dtype == np.float32 and first.shape == (9, 4)
     np.testing.assert_array_equal(first, mu.astype(np.float32))
     np.testing.assert_array_equal(second, logvar.astype(np.float32))

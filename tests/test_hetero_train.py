@@ -3,12 +3,11 @@ cryoDRGN's, resume equals uninterrupted, the data sign is cryoDRGN's, bad input 
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pytest
 import torch
 
+from densitydiff.formats.pkl import load_pickles
 from densitydiff.hetero.checkpoint import load_hetero
 from densitydiff.hetero.config import read_config
 from densitydiff.hetero.data import open_particles
@@ -67,13 +66,10 @@ def test_trained_slices_are_the_projectors_at_any_pose(trained):
 
 def test_outputs_are_cryodrgns(trained):
     s, run_dir = trained
-    with open(run_dir / "z.pkl", "rb") as f:
-        mu = pickle.load(f)
-        logvar = pickle.load(f)
+    mu, logvar = load_pickles(run_dir / "z.pkl")  # cryoDRGN's layout: two pickles in a row
     assert mu.shape == logvar.shape == (64, 1) and mu.dtype == np.float32
     assert (run_dir / "z.0.pkl").is_file() and (run_dir / "z.19.pkl").is_file()
-    with open(run_dir / "z.19.pkl", "rb") as f:
-        assert np.array_equal(pickle.load(f), mu)
+    assert np.array_equal(load_pickles(run_dir / "z.19.pkl")[0], mu)
     import yaml
 
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -134,11 +130,8 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    with (
-        open(tmp_path / "full" / "z.pkl", "rb") as f1,
-        open(tmp_path / "cut" / "z.pkl", "rb") as f2,
-    ):
-        assert np.array_equal(pickle.load(f1), pickle.load(f2))
+    full, cut = load_pickles(tmp_path / "full" / "z.pkl"), load_pickles(tmp_path / "cut" / "z.pkl")
+    assert all(np.array_equal(x, y) for x, y in zip(full, cut, strict=True))
     # and the seed matters
     train_hetero(
         particles,
