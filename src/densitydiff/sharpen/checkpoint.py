@@ -26,12 +26,6 @@ PACKAGED = {"default": "default_ddpm.pt", "regression": "regression_unet.pt"}
 ALIASES = {"unet": "regression"}  # the packaged regression U-Net's first name
 ASSUMED_VOXEL_SIZE = 1.0  # Å, the packaged models' grid
 ASSUMED_PATCH = 32
-# the training pairs (r_in, r_out Å) of the packaged models (docs/model.md), for files exported
-# before export_sharpener recorded them in extra["training_pairs"]
-PACKAGED_PAIRS = {
-    name: ((3.0, 2.0), (4.0, 2.0), (5.0, 2.0), (4.0, 3.0), (5.0, 3.0))
-    for name in ("default_ddpm", "regression_unet")
-}
 
 
 @dataclass
@@ -61,8 +55,8 @@ class SharpenCheckpoint:
     @property
     def training_range(self) -> dict | None:
         """{"input": [lo, hi], "target": [lo, hi]} (Å) of the training pairs, when known:
-        extra["training_pairs"] of the file, else the packaged models' documented pairs."""
-        pairs = self.extra.get("training_pairs") or PACKAGED_PAIRS.get(self.name)
+        extra["training_pairs"] of the file (the packaged models carry theirs)."""
+        pairs = self.extra.get("training_pairs")
         if not pairs:
             return None
         r_in = [float(p[0]) for p in pairs]
