@@ -1,4 +1,4 @@
-"""`densitydiff train sharpen`: train a sharpening model (unet | vae | ddpm) on a patch store."""
+"""`densitydiff train sharpen`: train a sharpening model (unet | vae | ddpm | refine) on a store."""
 
 from __future__ import annotations
 
@@ -29,7 +29,15 @@ PRECISIONS = ("bf16-mixed", "16-mixed", "32")
 @train_app.command("sharpen")
 def sharpen(
     data: Path = typer.Option(..., "--data", help="Training store (densitydiff data build)."),
-    model: str = typer.Option(None, "--model", help="unet | vae | ddpm (default: config's)."),
+    model: str = typer.Option(
+        None, "--model", help="unet | vae | ddpm | refine (default: config's)."
+    ),
+    predictor: str = typer.Option(
+        None,
+        "--predictor",
+        help="refine: the trained regression model its predictor starts from (regression, a "
+        ".pt or a unet run's .ckpt; read once, not on --resume).",
+    ),
     out: Path = typer.Option(..., "-o", "--out", help="Run directory (config, logs, checkpoints)."),
     config: str = typer.Option(
         None, "--config", help="Preset (tiny | small | base) or YAML file; default tiny."
@@ -63,6 +71,8 @@ def sharpen(
     overrides: dict = {}
     if model is not None:
         overrides["model"] = model
+    if predictor is not None and not resume:
+        overrides["refine"] = {"predictor": predictor}
     if seed is not None:
         overrides["seed"] = seed
     trainer = {
@@ -76,6 +86,13 @@ def sharpen(
     if trainer:
         overrides["trainer"] = trainer
     cfg = load_config(config or "tiny", overrides)
+    if predictor is not None and cfg.model != "refine":
+        raise InputError(f"--predictor is for --model refine, not {cfg.model}")
+    if predictor is not None and resume and predictor != cfg.refine.predictor:
+        raise InputError(
+            f"--predictor {predictor}: the run started from {cfg.refine.predictor}; a resumed "
+            "run keeps its predictor (the checkpoint holds its weights)"
+        )
 
     from densitydiff.sharpen.train import train_sharpen
 
@@ -99,7 +116,7 @@ def export(
     steps: int | None = typer.Option(None, "--steps", help="Default inference sampler steps."),
     threads: int | None = threads_option(),
 ) -> None:
-    """Package a run's weights (EMA for a DDPM) with its config, voxel size, patch and structures.
+    """Package a run's weights (EMA for DDPM / refine) with config, voxel size, patch, structures.
 
     Example: densitydiff train export runs/ddpm -o model.pt  (then: sharpen -c model.pt)
     """
@@ -147,8 +164,10 @@ def export(
         steps=steps,
     )
     settings = dict(which=which, half=half, sampler=sampler, steps=steps)
-    write_record(output.with_suffix(".json"),
-                 run_record(config=settings, inputs=[ckpt], started=started, output=str(output)))
+    write_record(
+        output.with_suffix(".json"),
+        run_record(config=settings, inputs=[ckpt], started=started, output=str(output)),
+    )
     size = human_bytes(output.stat().st_size)
     print(f"wrote {output} ({size}): {sharpener.kind}, voxel {decimal(sharpener.voxel_size)} Å")
 

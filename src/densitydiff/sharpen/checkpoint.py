@@ -1,11 +1,12 @@
 """Save and load sharpening models: packaged models, exported .pt files, Lightning runs.
 
 Exported files (`export_sharpener`) are a weights-only dict: {"format": FORMAT, "config",
-"state_dict" (EMA weights for a DDPM), "voxel_size", "patch", "training_structures", "name",
-"extra"}. Lightning checkpoints from `densitydiff train sharpen` (RUN/checkpoints/*.ckpt) hold
-the config and the training data's geometry ({"voxel_size", "patch"}) in hyper_parameters;
-a checkpoint without the geometry (trained on an in-memory dataset that has none) is given
-ASSUMED_VOXEL_SIZE and ASSUMED_PATCH, and says so in `extra["geometry"]`.
+"state_dict" (EMA weights for a DDPM or refine model), "voxel_size", "patch",
+"training_structures", "name", "extra"}. Lightning checkpoints from `densitydiff train sharpen`
+(RUN/checkpoints/*.ckpt) hold the config and the training data's geometry ({"voxel_size",
+"patch"}) in hyper_parameters; a checkpoint without the geometry (trained on an in-memory
+dataset that has none) is given ASSUMED_VOXEL_SIZE and ASSUMED_PATCH, and says so in
+`extra["geometry"]`. `load_predictor` reads a regression model to start a refine run.
 Files are read with densitydiff.torchfile.read_torch_file (weights only).
 """
 
@@ -65,18 +66,18 @@ class SharpenCheckpoint:
 
     @property
     def kind(self) -> str:
-        """The config's model name: unet (regression) | vae | ddpm."""
+        """The config's model name: unet (regression) | vae | ddpm | refine."""
         return self.config.model
 
     @property
     def is_generative(self) -> bool:
-        """Whether each draw is a new sample (VAE, DDPM) or the one estimate (regression)."""
+        """Whether each draw is a new sample (VAE, DDPM, refine) or the one estimate."""
         return bool(self.model.is_generative)
 
     @property
     def downsampling(self) -> int:
-        """The U-Net's total downsampling factor: tile edges must be multiples of it."""
-        return 2 ** (len(self.config.net.widths) - 1)
+        """The U-Nets' total downsampling factor: tile edges must be multiples of it."""
+        return self.config.downsampling()
 
 
 def _read_dict(path: Path) -> dict:
@@ -104,10 +105,12 @@ def _build(config_dict: dict, state_dict: dict, where: Path):
 
 
 def _lightning_state(ckpt: dict, kind: str) -> dict:
-    """The model's weights from a Lightning state_dict: EMA copy for a DDPM when present."""
+    """The model's weights from a Lightning state_dict: the EMA copy when the kind keeps one."""
+    from densitydiff.sharpen.config import EMA_MODELS
+
     sd = ckpt["state_dict"]
     ema = {k[len("ema.module.") :]: v for k, v in sd.items() if k.startswith("ema.module.")}
-    if kind == "ddpm" and ema:
+    if kind in EMA_MODELS and ema:
         return ema
     return {k[len("model.") :]: v for k, v in sd.items() if k.startswith("model.")}
 
@@ -172,7 +175,7 @@ def load_sharpener(
     else:
         config, model, voxel, patch, structures, extra = _from_lightning(path, ckpt)
         name = f"{path.parent.parent.name}/{path.name}"
-    if voxel <= 0 or patch <= 0 or patch % 2 ** (len(config.net.widths) - 1):
+    if voxel <= 0 or patch <= 0 or patch % config.downsampling():
         raise InputError(f"{path}: bad voxel size {voxel} or patch {patch} for this network")
     return SharpenCheckpoint(
         model=model.to(device),
@@ -200,7 +203,7 @@ def export_sharpener(
     std_scale: float | None = None,
     training_pairs: list | None = None,
 ) -> Path:
-    """Write a compact weights-only model file (EMA weights for a DDPM), atomically.
+    """Write a compact weights-only model file (EMA weights for DDPM / refine), atomically.
 
     `sampler` / `steps` set the diffusion model's default inference sampler (chosen by measuring
     quality against time, e.g. bench/samplers.py) without changing the weights. `std_scale`
@@ -240,3 +243,42 @@ def export_sharpener(
     if training_pairs is not None:
         data["extra"]["training_pairs"] = [[float(a), float(b)] for a, b in training_pairs]
     return write_torch_file(out, data, suffix=".tmp")
+
+
+PREDICTOR_SHAPE = ("widths", "blocks_per_level", "attention_levels", "head_channels", "emb_dim",
+                   "norm")  # fmt: skip
+"""The NetConfig fields that make two U-Nets the same network (weights and function)."""
+
+
+def load_predictor(
+    source: str | Path, config: Any, voxel_size: float | None = None
+) -> tuple[dict, Path]:
+    """(state_dict, file) of a trained regression model to start a refine model's predictor.
+
+    `source`: a packaged name (`regression`), an exported .pt or a `unet` run's .ckpt. Refused
+    (InputError) unless it is a regression U-Net of `config.refine.predictor_net`'s shape and
+    residual setting, trained on `voxel_size` (when known).
+    """
+    sharpener = load_sharpener(source)
+    if sharpener.kind != "unet":
+        raise InputError(
+            f"--predictor {source}: a {sharpener.kind} model; the predictor must be a "
+            "regression U-Net (model unet)"
+        )
+    want, got = config.refine.predictor_net, sharpener.config.net
+    diff = [f"{k} {getattr(got, k)} (want {getattr(want, k)})" for k in PREDICTOR_SHAPE
+            if getattr(got, k) != getattr(want, k)]  # fmt: skip
+    if sharpener.config.residual != config.residual:
+        diff.append(f"residual {sharpener.config.residual} (want {config.residual})")
+    if diff:
+        raise InputError(
+            f"--predictor {source}: its U-Net differs from refine.predictor_net: " + ", ".join(diff)
+        )
+    if voxel_size is not None and abs(sharpener.voxel_size - float(voxel_size)) > 1e-4:
+        raise InputError(
+            f"--predictor {source}: trained on {sharpener.voxel_size:g} Å voxels, the training "
+            f"data has {float(voxel_size):g} Å"
+        )
+    key = ALIASES.get(str(source), str(source))
+    path = MODELS_DIR / PACKAGED[key] if key in PACKAGED else Path(source)
+    return sharpener.model.state_dict(), path

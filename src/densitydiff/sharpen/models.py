@@ -1,6 +1,7 @@
-"""The three sharpening models over one UNet3D backbone: regression, conditional VAE, SR3 DDPM.
+"""The sharpening models over one UNet3D backbone: regression, conditional VAE, SR3 DDPM, and
+predict-and-refine (the regression U-Net plus a DDPM of its residual).
 
-One protocol for all three: `loss(batch, generator=None)` on the batch dicts of PatchDataset
+One protocol for all: `loss(batch, generator=None)` on the batch dicts of PatchDataset
 ({"input", "target": (B,1,P,P,P) z-scored, "input_resolution", "target_resolution": (B,) Å})
 for training, `sharpen(input, r_in, r_out, *, generator=None, sampling=None)` for inference,
 and `is_generative` on the class (a generative model draws a new sample per generator;
@@ -9,6 +10,8 @@ is its config's). Outputs stay in the normalised space; callers map them back.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +41,7 @@ def _net_kwargs(config: SharpenConfig) -> dict:
 
 
 class SharpeningModel(nn.Module):
-    """The protocol the three models share; inference (densitydiff.sharpen.infer) uses only it.
+    """The protocol the models share; inference (densitydiff.sharpen.infer) uses only it.
 
     `is_generative`: each draw is a new sample. `sampling`: the default Sampling of a diffusion
     model (None otherwise). `is_local`: the output at a voxel depends only on inputs within
@@ -92,10 +95,12 @@ class RegressionSharpener(SharpeningModel):
         return inp + out if self.residual else out
 
     def loss(self, batch: dict, generator=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        pred = self(batch["input"], *_resolutions(batch)).float()
-        target = batch["target"].float()
-        loss = F.l1_loss(pred, target) if self.loss_kind == "l1" else F.mse_loss(pred, target)
-        return loss, {}
+        return self.regression_loss(self(batch["input"], *_resolutions(batch)), batch["target"]), {}
+
+    def regression_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The configured L1 or L2 distance of a prediction from its target."""
+        pred, target = pred.float(), target.float()
+        return F.l1_loss(pred, target) if self.loss_kind == "l1" else F.mse_loss(pred, target)
 
     @torch.no_grad()
     def sharpen(
@@ -205,7 +210,115 @@ class DDPMSharpener(SharpeningModel):
         return inp + y0 if self.residual else y0
 
 
+def predictor_config(config: SharpenConfig) -> SharpenConfig:
+    """The regression config of a refine model's predictor: `refine.predictor_net`, same loss
+    and residual setting."""
+    return dataclasses.replace(config, model="unet", net=config.refine.predictor_net)
+
+
+class RefineSharpener(SharpeningModel):
+    """Predict-and-refine (Whang et al. 2022, "Deblurring via Stochastic Refinement").
+
+    A regression U-Net (`predictor`) estimates the target; a conditional DDPM, whose network
+    sees [y_t, input, prediction], models the residual y_0 = target - prediction. One draw is
+    prediction + sampled residual, so the mean over draws sits on the prediction and their
+    spread is the uncertainty. A frozen predictor (refine.freeze_predictor) stays in eval mode
+    and gets no gradient; otherwise the loss is regression + diffusion, with the prediction
+    detached as the DDPM's condition. Residuals are clamped to refine.clip_residual.
+    """
+
+    is_generative = True
+
+    def __init__(self, config: SharpenConfig):
+        super().__init__()
+        r, d = config.refine, config.diffusion
+        self.predictor = RegressionSharpener(predictor_config(config))
+        self.net = UNet3D(3, 1, **_net_kwargs(config))
+        self.ddpm = DDPM(d.timesteps, d.schedule, d.prediction)
+        self.clip_residual = tuple(r.clip_residual) if r.clip_residual is not None else None
+        # the default chain clamps its x0 (the residual) to the same bounds
+        self.sampling = Sampling(d.sampler, d.sample_steps, self.clip_residual or d.clip_x0)
+        self.freeze_predictor = bool(r.freeze_predictor)
+        if self.freeze_predictor:
+            self.predictor.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> RefineSharpener:
+        """Train mode for the residual network; a frozen predictor stays in eval mode."""
+        super().train(mode)
+        if self.freeze_predictor:
+            self.predictor.eval()
+        return self
+
+    def model_fn(self, inp, prediction, input_resolution=None, target_resolution=None):
+        """Closure f(y_t, t) over the conditions [input, prediction] (what the samplers call)."""
+
+        def fn(y_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            x = torch.cat([y_t, inp, prediction], dim=1)
+            return self.net(x, t, input_resolution, target_resolution)
+
+        return fn
+
+    def loss(self, batch: dict, generator=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        inp, target = batch["input"], batch["target"]
+        res = _resolutions(batch)
+        if self.freeze_predictor:
+            with torch.no_grad():
+                pred = self.predictor(inp, *res)
+        else:
+            pred = self.predictor(inp, *res)
+        cond = pred.detach()
+        fn = self.model_fn(inp, cond, *res)
+        diffusion = self.ddpm.loss(fn, (target - cond).float(), generator=generator)
+        if self.freeze_predictor:
+            return diffusion, {}
+        regression = self.predictor.regression_loss(pred, target)
+        extras = {"regression": regression.detach(), "diffusion": diffusion.detach()}
+        return regression + diffusion, extras
+
+    @torch.no_grad()
+    def sample_residual(
+        self,
+        inp: torch.Tensor,
+        prediction: torch.Tensor,
+        input_resolution=None,
+        target_resolution=None,
+        *,
+        generator: torch.Generator | None = None,
+        sampling: Sampling | None = None,
+    ) -> torch.Tensor:
+        """One residual per patch given [input, prediction], clamped to clip_residual."""
+        s = sampling or self.sampling
+        y0 = self.ddpm.sample(
+            self.model_fn(inp, prediction, input_resolution, target_resolution),
+            tuple(inp.shape),
+            sampler=s.sampler,
+            steps=s.steps,
+            generator=generator,
+            device=inp.device,
+            clip_x0=s.clip_x0,
+        )
+        return y0 if self.clip_residual is None else y0.clamp(*self.clip_residual)
+
+    @torch.no_grad()
+    def sharpen(
+        self,
+        inp: torch.Tensor,
+        input_resolution=None,
+        target_resolution=None,
+        *,
+        generator: torch.Generator | None = None,
+        sampling: Sampling | None = None,
+    ) -> torch.Tensor:
+        """prediction + one sampled residual; deterministic for a seeded generator."""
+        pred = self.predictor(inp, input_resolution, target_resolution)
+        residual = self.sample_residual(
+            inp, pred, input_resolution, target_resolution, generator=generator, sampling=sampling
+        )
+        return pred + residual
+
+
 def build_model(config: SharpenConfig) -> SharpeningModel:
-    """The model the config names ("unet" | "vae" | "ddpm")."""
-    kinds = {"unet": RegressionSharpener, "vae": VAESharpener, "ddpm": DDPMSharpener}
+    """The model the config names ("unet" | "vae" | "ddpm" | "refine")."""
+    kinds = {"unet": RegressionSharpener, "vae": VAESharpener, "ddpm": DDPMSharpener,
+             "refine": RefineSharpener}  # fmt: skip
     return kinds[config.model](config)

@@ -1,7 +1,8 @@
-"""LightningModule for the three sharpening models: loss, AdamW, warm-up + cosine LR, EMA.
+"""LightningModule for the sharpening models: loss, AdamW, warm-up + cosine LR, EMA.
 
 Lightning owns the loop, mixed precision, DDP and checkpoints; this module only says what a
-step is. The DDPM keeps an exponential moving average of its weights (densitydiff.nn.ema;
+step is. The DDPM and the refine model (config.EMA_MODELS) keep an exponential moving average
+of their weights (densitydiff.nn.ema;
 Ho et al. 2020 sec. 4, decay 0.9999) in `self.ema`, saved with the checkpoint and used for
 validation and sampling. The training data's geometry (voxel size, patch) is saved with the
 hyperparameters, so inference knows the grid the model learnt on.
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from densitydiff.nn.ema import ema_copy
-from densitydiff.sharpen.config import SharpenConfig, from_dict
+from densitydiff.sharpen.config import EMA_MODELS, SharpenConfig, from_dict
 from densitydiff.sharpen.models import build_model
 
 
@@ -30,21 +31,30 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float
 
 
 class SharpenModule(L.LightningModule):
-    """Train one sharpening model (unet | vae | ddpm) from a config dict.
+    """Train one sharpening model (unet | vae | ddpm | refine) from a config dict.
 
     `geometry` ({"voxel_size": Å, "patch": voxels} of the training data, or None when the data
-    does not say) is stored for inference (densitydiff.sharpen.checkpoint).
+    does not say) is stored for inference (densitydiff.sharpen.checkpoint). `predictor_state`
+    (refine only: a trained regression model's state_dict) initialises the predictor before
+    the EMA copies the model; it is not a hyperparameter (the checkpoint holds the weights).
     """
 
-    def __init__(self, config: dict[str, Any], geometry: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        config: dict[str, Any],
+        geometry: dict[str, Any] | None = None,
+        predictor_state: dict[str, torch.Tensor] | None = None,
+    ):
         super().__init__()
         # plain dicts: weights_only-loadable
         self.save_hyperparameters({"config": config, "geometry": geometry})
         self.config: SharpenConfig = from_dict(config)
         self.model = build_model(self.config)
+        if predictor_state is not None:
+            self.model.predictor.load_state_dict(predictor_state)
         decay = self.config.optim.ema_decay
         self.ema: nn.Module | None = None
-        if self.config.model == "ddpm" and decay > 0:
+        if self.config.model in EMA_MODELS and decay > 0:
             self.ema = ema_copy(self.model, decay)
 
     @property
@@ -82,7 +92,8 @@ class SharpenModule(L.LightningModule):
 
     def configure_optimizers(self):
         o = self.config.optim
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        trained = [p for p in self.model.parameters() if p.requires_grad]  # not a frozen predictor
+        optimizer = torch.optim.AdamW(trained, lr=o.lr, weight_decay=o.weight_decay)
         total = self.config.trainer.max_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: warmup_cosine(s, o.warmup_steps, total, o.min_lr_ratio)

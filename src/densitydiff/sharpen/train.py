@@ -7,7 +7,8 @@ installed), checkpoints/ (last.ckpt every val_every_n_steps and at the end, best
 validation loss, written atomically; the model's hyperparameters hold the config and the
 training data's voxel size and patch), monitor/ (PNG slices from the validation callback).
 `resume=True` continues from checkpoints/last.ckpt at the saved step with the saved optimizer,
-scheduler and EMA state.
+scheduler and EMA state. A refine run reads its predictor (config refine.predictor) once, at
+the start; a resumed run takes it from the checkpoint and does not read it again.
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ def train_sharpen(
         raise InputError("the training set is empty")
     _check_patch(config, dataset)
     geometry = _geometry(data, dataset)
-    fit = (config, run_dir, data, dataset, val_dataset, geometry, resume, callbacks,
+    predictor = _predictor(config, geometry, resume, run_dir)
+    fit = (config, run_dir, data, dataset, val_dataset, geometry, predictor, resume, callbacks,
            progress_bar, argv, started)  # fmt: skip
     if not _is_rank_zero():  # DDP's other processes run this too: rank 0 holds the folder
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -168,18 +170,48 @@ def train_sharpen(
         return _fit(*fit)
 
 
+def _predictor(config: SharpenConfig, geometry, resume: bool, run_dir: Path):
+    """(state_dict or None, run-record entry or None) of a refine run's predictor.
+
+    Read from refine.predictor at the start of a run (checked: kind, shape, voxel size); on
+    resume the checkpoint holds the weights and the entry is the first run's.
+    """
+    if config.model != "refine":
+        return None, None
+    if resume:
+        import yaml
+
+        old = run_dir / "run.yaml"
+        record = yaml.safe_load(old.read_text()) if old.is_file() else None
+        return None, (record or {}).get("predictor")
+    source = config.refine.predictor
+    if source is None:
+        if config.refine.freeze_predictor:
+            raise InputError(
+                "model refine with a frozen predictor needs a trained regression model: "
+                "pass --predictor (e.g. regression, a .pt or a unet run's .ckpt)"
+            )
+        return None, None
+    from densitydiff.runrecord import describe_input
+    from densitydiff.sharpen.checkpoint import load_predictor
+
+    state, path = load_predictor(source, config, (geometry or {}).get("voxel_size"))
+    return state, {"source": str(source), **describe_input(path)}
+
+
 def _is_rank_zero() -> bool:
     return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
 
 
 def _check_patch(config: SharpenConfig, dataset) -> None:
-    """The U-Net halves the patch len(widths) - 1 times: the patch edge must allow it."""
+    """The U-Nets halve the patch len(widths) - 1 times: the patch edge must allow it."""
     patch = getattr(dataset, "patch", None)
-    factor = 2 ** (len(config.net.widths) - 1)
+    factor = config.downsampling()
     if patch is not None and int(patch) % factor:
+        levels = factor.bit_length()
         raise InputError(
             f"patch edge {patch} is not divisible by {factor}, the downsampling of a "
-            f"{len(config.net.widths)}-level U-Net; build the store with --patch a multiple of "
+            f"{levels}-level U-Net; build the store with --patch a multiple of "
             f"{factor} or use fewer net.widths"
         )
 
@@ -197,8 +229,8 @@ def _removed_unless_checkpointed(run_dir: Path, last: Path):
         raise
 
 
-def _fit(config, run_dir, data, dataset, val_dataset, geometry, resume, callbacks, progress_bar,
-         argv, started) -> dict[str, Any]:  # fmt: skip
+def _fit(config, run_dir, data, dataset, val_dataset, geometry, predictor, resume, callbacks,
+         progress_bar, argv, started) -> dict[str, Any]:  # fmt: skip
     """The training itself, under the run folder's lock."""
     import lightning as L
     import torch
@@ -213,6 +245,8 @@ def _fit(config, run_dir, data, dataset, val_dataset, geometry, resume, callback
     t = config.trainer
     L.seed_everything(config.seed, workers=True, verbose=False)
     is_zero = _is_rank_zero()
+    predictor_state, predictor_entry = predictor
+    extra = {"predictor": predictor_entry} if predictor_entry is not None else {}
     record = run_record(
         config=to_dict(config),
         seed=config.seed,
@@ -220,6 +254,7 @@ def _fit(config, run_dir, data, dataset, val_dataset, geometry, resume, callback
         argv=argv,
         geometry=geometry,
         resume=bool(resume),
+        **extra,
     )
     if is_zero:
         _write_run_files(run_dir, config, dataset, record)
@@ -280,7 +315,7 @@ def _fit(config, run_dir, data, dataset, val_dataset, geometry, resume, callback
             enable_model_summary=False,
             deterministic=False,
         )
-        module = SharpenModule(to_dict(config), geometry)
+        module = SharpenModule(to_dict(config), geometry, predictor_state)
         trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
     if is_zero:
         record["global_step"] = int(trainer.global_step)
