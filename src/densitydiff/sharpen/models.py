@@ -239,8 +239,8 @@ class RefineSharpener(SharpeningModel):
         # the default chain clamps its x0 (the residual) to the same bounds
         self.sampling = Sampling(d.sampler, d.sample_steps, self.clip_residual or d.clip_x0)
         self.freeze_predictor = bool(r.freeze_predictor)
-        if self.freeze_predictor:
-            self.predictor.requires_grad_(False)
+        if self.freeze_predictor:  # eval now too: Lightning keeps each submodule's own mode
+            self.predictor.requires_grad_(False).eval()
 
     def train(self, mode: bool = True) -> RefineSharpener:
         """Train mode for the residual network; a frozen predictor stays in eval mode."""
