@@ -223,6 +223,15 @@ def test_predictor_is_refused_unless_a_unet_of_the_shape_and_voxel(tmp_path):
         load_predictor(unet, load_config("tiny", {"model": "refine"}))  # default: 16, 32
     with pytest.raises(InputError, match="trained on 1 Å voxels, the training data has 2 Å"):
         load_predictor(unet, _config(), voxel_size=2.0)
+    # accepted: a unet run's Lightning checkpoint, and the packaged regression model, whose
+    # shape is refine.predictor_net's default
+    pt = export_tiny("unet", tmp_path, name="pred")
+    state, path = load_predictor(tmp_path / "run_unet" / "checkpoints" / "last.ckpt", _config())
+    exported = load_sharpener(pt).model.state_dict()
+    assert state.keys() == exported.keys() and path.is_file()
+    assert all(torch.equal(state[k], exported[k]) for k in state)
+    state, path = load_predictor("regression", load_config("tiny", {"model": "refine"}), 1.0)
+    assert path.name == "regression_unet.pt" and any(k.startswith("net.") for k in state)
     with pytest.raises(InputError, match="frozen predictor needs"):
         train_sharpen(_config(), tmp_path / "r", dataset=PairDataset([make_pair(16, 0)]))
     assert not (tmp_path / "r").exists()
