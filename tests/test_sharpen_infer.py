@@ -71,10 +71,34 @@ def test_exact_tiles_equal_one_pass_for_a_channel_norm_network():
         out = model(torch.from_numpy(padded)[None, None], torch.tensor([4.0]), torch.tensor([2.0]))
     expect = out[0, 0, 26:42, 26:40, 26:44].numpy() * arr.std() + arr.mean()
     assert np.abs(untiled.mean.array - expect).max() <= 1e-4 * scale
-    # the fast default (margin 2 on 16-voxel tiles) is not exact for this network
+    # the fast default (one 64-voxel tile with margin 8, the map padded with the solvent fill
+    # at another place than the exact pass) is not exact for this network
     fast = sharpen_map(density, sharpener, input_resolution=4.0, target_resolution=2.0,
                        solvent_threshold=None)  # fmt: skip
     assert np.abs(fast.mean.array - untiled.mean.array).max() > 1e-2 * scale
+
+
+def test_local_networks_default_to_large_tiles_that_are_nearer_one_pass():
+    """A local network gets 64-voxel tiles overlapping by two margins (2.4x the work of one
+    pass instead of 8x), and that default is nearer the exact pass than training-size tiles."""
+    config, model = _local_unet()
+    sharpener = _sharpener(model, config, patch=16)
+    rng = np.random.default_rng(4)
+    arr = (rng.normal(size=(40, 36, 44)) + 3).astype(np.float32)
+    density = DensityMap(arr, 1.0)
+    common = dict(input_resolution=4.0, target_resolution=2.0, solvent_threshold=None)
+    fast = sharpen_map(density, sharpener, **common)
+    assert (fast.info["tile"], fast.info["stride"], fast.info["margin"]) == (64, 48, 8)
+    patch_tiles = sharpen_map(density, sharpener, tile=16, overlap=8, **common)
+    exact = sharpen_map(density, sharpener, tile=104, exact_tiles=True,
+                        input_resolution=4.0, target_resolution=2.0)  # fmt: skip
+    err_fast = np.abs(fast.mean.array - exact.mean.array).mean()
+    err_patch = np.abs(patch_tiles.mean.array - exact.mean.array).mean()
+    assert err_fast < 0.5 * err_patch
+    # a network with tile-wide statistics keeps the training patch, half of it overlapping
+    config, ddpm = _tiny("ddpm")
+    other = sharpen_map(density, _sharpener(ddpm, config, patch=16), samples=1, **common)
+    assert (other.info["tile"], other.info["stride"]) == (16, 8)
 
 
 @pytest.mark.parametrize("kind, net", [("unet", {}), ("ddpm", {"norm": "channel"})])

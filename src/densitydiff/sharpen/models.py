@@ -242,6 +242,14 @@ class RefineSharpener(SharpeningModel):
         if self.freeze_predictor:  # eval now too: Lightning keeps each submodule's own mode
             self.predictor.requires_grad_(False).eval()
 
+    @property
+    def is_local(self) -> bool:
+        return bool(self.predictor.is_local and self.net.is_local)
+
+    def receptive_radius(self) -> int:
+        """The predictor's radius plus the residual network's (it sees the prediction)."""
+        return self.predictor.receptive_radius() + self.net.receptive_radius()
+
     def train(self, mode: bool = True) -> RefineSharpener:
         """Train mode for the residual network; a frozen predictor stays in eval mode."""
         super().train(mode)
