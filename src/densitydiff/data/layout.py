@@ -260,6 +260,7 @@ def split_structures(store: str | os.PathLike, split: str) -> dict[str, str]:
     sources = meta.get("sources") or {}
     return {s: str(sources.get(s, "")) for s, sp in sorted(meta["split"].items()) if sp == split}
 
+
 def store_info(store: str | os.PathLike) -> dict:
     """Counts per split and resolution, patch size and bytes of a store."""
     store = Path(store)
