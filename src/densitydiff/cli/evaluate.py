@@ -185,7 +185,7 @@ def evaluate(
             "steps": steps or "model default",
             "seed": seed,
             "samples": samples,
-            "input": _input_description(knobs),
+            "input simulation": _input_description(knobs),
         }
         if csv_out is not None:
             write_csv(rows, csv_out)
