@@ -16,13 +16,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from densitydiff.errors import InputError
-from densitydiff.maps import voxel_triple
+from densitydiff.maps import DensityMap, voxel_triple
 from densitydiff.sharpen.baselines import BASELINES
 from densitydiff.structures import structure_id
+
+if TYPE_CHECKING:
+    from densitydiff.data.build import Realism
 
 METRICS = ("fsc_0.5", "fsc_0.143", "fsc_auc", "psnr", "ssim", "cc_box", "cc_mask")
 # uncertainty_metrics of a generative model's std map (samples > 1), None in every other row
@@ -72,7 +76,11 @@ def check_sampling(sampler: str | None, steps: int | None) -> None:
 
 def check_samples(samples) -> int:
     """A whole number of samples, at least 1."""
-    if isinstance(samples, bool) or int(samples) != samples or samples < 1:
+    try:
+        ok = not isinstance(samples, bool) and int(samples) == samples and samples >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
         raise InputError(f"samples must be a whole number >= 1, got {samples!r}")
     return int(samples)
 
@@ -115,7 +123,7 @@ def parse_range(value, name: str) -> tuple[float, float]:
     return values[0], values[-1]
 
 
-def input_realism(b_factors: bool = False, global_b=0.0, snr=None):
+def input_realism(b_factors: bool = False, global_b=0.0, snr=None) -> Realism:
     """The data build's Realism (data.build) holding the input's knobs, checked by it:
     atomic_b, global_b (Å^2, a number or range), noise_snr (None: no noise)."""
     from densitydiff.data.build import Realism
@@ -127,7 +135,9 @@ def input_realism(b_factors: bool = False, global_b=0.0, snr=None):
     )  # fmt: skip
 
 
-def simulate_input(structure, resolution: float, like, knobs, seed: int, name: str):
+def simulate_input(
+    structure, resolution: float, like: DensityMap, knobs: Realism, seed: int, name: str
+) -> tuple[DensityMap, dict]:
     """(input DensityMap, {"b_factors", "global_b", "snr0"}): the atoms at `resolution` on
     `like`'s grid, blurred and noised as `knobs` (a Realism: atomic_b, global_b, noise_snr) say.
 
