@@ -341,7 +341,7 @@ def _realistic_rotated(structure, center, rotation, config: BuildConfig, rng):
     targets = {r: simulate(r, False, knobs.target_b) for r in res}
     # the input's signal: the file's B-factors (or B = 0) plus the sampled global B, never the
     # targets' uniform B
-    b_global = float(rng.uniform(*knobs.global_b)) if knobs.global_b[1] > 0 else 0.0
+    b_global = rl.draw_global_b(rng, knobs.global_b)
     record["global_b"] = b_global
     clean_input = not knobs.atomic_b and b_global == knobs.target_b
 
@@ -369,8 +369,7 @@ def _realistic_rotated(structure, center, rotation, config: BuildConfig, rng):
             x = signal(r)
         info: dict = {}
         if knobs.noise_snr[1] > 0:
-            lo, hi = knobs.noise_snr
-            info["snr0"] = snr0 = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+            info["snr0"] = snr0 = rl.draw_snr0(rng, knobs.noise_snr)
             x = x + rl.fsc_noise(x, voxel, r, snr0, rng)
         if mask is not None:
             x = x * mask

@@ -251,6 +251,16 @@ def verify_store(store: str | os.PathLike, decode: bool = True) -> int:
     return len(groups)
 
 
+def split_structures(store: str | os.PathLike, split: str) -> dict[str, str]:
+    """{id: source file name} of the store's structures in `split` (train, val or test), in id
+    order: what an evaluation or a calibration on that split must simulate again."""
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    meta = read_root(store)
+    sources = meta.get("sources") or {}
+    return {s: str(sources.get(s, "")) for s, sp in sorted(meta["split"].items()) if sp == split}
+
+
 def store_info(store: str | os.PathLike) -> dict:
     """Counts per split and resolution, patch size and bytes of a store."""
     store = Path(store)

@@ -141,14 +141,9 @@ def _run_structures(ckpt_path: Path) -> list[str]:
     return [s for s in txt.read_text().split() if s and not s.startswith("(")]
 
 
-def load_sharpener(
-    name_or_path: str | Path | SharpenCheckpoint | None = None, device: str = "cpu"
-) -> SharpenCheckpoint:
-    """A packaged model ("default" = None, "regression" alias "unet"), an exported .pt or a
-    training checkpoint, ready for inference on `device`."""
-    if isinstance(name_or_path, SharpenCheckpoint):
-        name_or_path.model.to(device)
-        return name_or_path
+def model_file(name_or_path: str | Path | None = None) -> Path:
+    """The file behind a model name: a packaged model's ("default" = None, "regression" alias
+    "unet") or the path itself; InputError when it is not there."""
     key = "default" if name_or_path is None else str(name_or_path)
     key = ALIASES.get(key, key)
     if key in PACKAGED:
@@ -158,10 +153,34 @@ def load_sharpener(
                 f"no {key} model is installed ({path.name} is missing from the package); "
                 "pass --checkpoint with a model file or a training checkpoint"
             )
-    else:
-        path = Path(key)
-        if not path.is_file():
-            raise InputError(f"no such checkpoint: {path}")
+        return path
+    path = Path(key)
+    if not path.is_file():
+        raise InputError(f"no such checkpoint: {path}")
+    return path
+
+
+def stored_in_half(name_or_path: str | Path | None = None) -> bool:
+    """Whether a model file keeps its weights in float16 (`export_sharpener(half=True)`), so a
+    re-export with new `extra` fields can keep them bit for bit; False for training checkpoints."""
+    import torch
+
+    ckpt = _read_dict(model_file(name_or_path))
+    if ckpt.get("format") != FORMAT:
+        return False
+    floats = [v for v in ckpt.get("state_dict", {}).values() if torch.is_floating_point(v)]
+    return bool(floats) and all(v.dtype == torch.float16 for v in floats)
+
+
+def load_sharpener(
+    name_or_path: str | Path | SharpenCheckpoint | None = None, device: str = "cpu"
+) -> SharpenCheckpoint:
+    """A packaged model ("default" = None, "regression" alias "unet"), an exported .pt or a
+    training checkpoint, ready for inference on `device`."""
+    if isinstance(name_or_path, SharpenCheckpoint):
+        name_or_path.model.to(device)
+        return name_or_path
+    path = model_file(name_or_path)
     ckpt = _read_dict(path)
     if ckpt.get("format") == FORMAT:
         try:

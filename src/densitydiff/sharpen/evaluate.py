@@ -1,9 +1,12 @@
 """Evaluate sharpening models and classical baselines on simulated maps against the truth.
 
-For each structure: the truth is simulated at the target resolution and the input at the input
-resolution on the same grid (no noise, as in training); each model sharpens the input, each
-baseline (densitydiff.sharpen.baselines) filters it, and every result is compared with the
-truth by densitydiff.metrics.compare_maps (CC_mask inside 3 Å of an atom).
+For each structure: the truth is simulated at the target resolution (B = 0) and the input at the
+input resolution on the same grid (by default also B = 0 and no noise, as in the clean training
+data; `simulate_input` can blur it with the atoms' B-factors and a global B and add half-map-FSC
+noise, as real maps look); each model sharpens the input, each baseline
+(densitydiff.sharpen.baselines) filters it, and every result is compared with the truth by
+densitydiff.metrics.compare_maps (CC_mask inside 3 Å of an atom). A generative model with several
+samples also gets uncertainty_metrics of its std map in its row.
 """
 
 from __future__ import annotations
@@ -13,16 +16,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from densitydiff.errors import InputError
-from densitydiff.maps import voxel_triple
+from densitydiff.maps import DensityMap, voxel_triple
 from densitydiff.sharpen.baselines import BASELINES
 from densitydiff.structures import structure_id
 
+if TYPE_CHECKING:
+    from densitydiff.data.build import Realism
+
 METRICS = ("fsc_0.5", "fsc_0.143", "fsc_auc", "psnr", "ssim", "cc_box", "cc_mask")
-ROW_KEYS = ("structure", "method", *METRICS, "seconds", "b_factor")
+# uncertainty_metrics of a generative model's std map (samples > 1), None in every other row
+UNCERTAINTY = ("spearman_box", "spearman_mask", "coverage_1", "coverage_2")
+ROW_KEYS = ("structure", "method", *METRICS, "seconds", "b_factor", *UNCERTAINTY)
 MASK_RADIUS = 3.0  # Å, CC_mask's atom mask
 
 
@@ -35,6 +44,8 @@ class StructureEvaluation:
     curves: dict = field(default_factory=dict)  # method -> FSCCurve against the truth
     volumes: dict = field(default_factory=dict)  # "truth", "input" and each method -> array
     maps: dict = field(default_factory=dict)  # method -> DensityMap (the std map as "<m> std")
+    mask: np.ndarray | None = None  # the evaluation mask (3 Å of an atom): CC_mask, uncertainty
+    input_info: dict = field(default_factory=dict)  # how the input was simulated (B, SNR drawn)
 
 
 def check_resolutions(input_resolution: float, target_resolution: float) -> tuple[float, float]:
@@ -63,6 +74,17 @@ def check_sampling(sampler: str | None, steps: int | None) -> None:
     check_steps(steps)
 
 
+def check_samples(samples) -> int:
+    """A whole number of samples, at least 1."""
+    try:
+        ok = not isinstance(samples, bool) and int(samples) == samples and samples >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(f"samples must be a whole number >= 1, got {samples!r}")
+    return int(samples)
+
+
 def resolve_sharpeners(sharpeners: Sequence, device: str = "cpu") -> list:
     """Load every name or path (densitydiff.sharpen.checkpoint.load_sharpener); names unique."""
     from densitydiff.sharpen.checkpoint import load_sharpener
@@ -80,7 +102,59 @@ def resolve_sharpeners(sharpeners: Sequence, device: str = "cpu") -> list:
 def _row(structure: str, method: str, metrics: dict, seconds: float, b=None) -> dict:
     row = {"structure": structure, "method": method, **metrics, "seconds": seconds}
     row["b_factor"] = b
+    row.update(dict.fromkeys(UNCERTAINTY))
     return row
+
+
+def parse_range(value, name: str) -> tuple[float, float]:
+    """A number x (the range x:x), a "lo:hi" string or a (lo, hi) pair, as (lo, hi) floats."""
+    if isinstance(value, str):
+        parts = value.split(":")
+    elif isinstance(value, int | float):
+        parts = [value]
+    else:
+        parts = list(value)
+    try:
+        values = [float(v) for v in parts]
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number or a range LO:HI, got {value!r}") from None
+    if len(values) not in (1, 2):
+        raise InputError(f"{name} must be a number or a range LO:HI, got {value!r}")
+    return values[0], values[-1]
+
+
+def input_realism(b_factors: bool = False, global_b=0.0, snr=None) -> Realism:
+    """The data build's Realism (data.build) holding the input's knobs, checked by it:
+    atomic_b, global_b (Å^2, a number or range), noise_snr (None: no noise)."""
+    from densitydiff.data.build import Realism
+
+    noise = (0.0, 0.0) if snr is None else parse_range(snr, "the input SNR")
+    return Realism(
+        atomic_b=bool(b_factors), global_b=parse_range(global_b, "the input global B"),
+        noise_snr=noise,
+    )  # fmt: skip
+
+
+def simulate_input(
+    structure, resolution: float, like: DensityMap, knobs: Realism, seed: int, name: str
+) -> tuple[DensityMap, dict]:
+    """(input DensityMap, {"b_factors", "global_b", "snr0"}): the atoms at `resolution` on
+    `like`'s grid, blurred and noised as `knobs` (a Realism: atomic_b, global_b, noise_snr) say.
+
+    The global B and the SNR are drawn from a generator seeded by (seed, name), with the data
+    build's own draws (simulate.realism.draw_global_b, draw_snr0) and noise (fsc_noise)."""
+    from densitydiff.data.splits import stable_hash
+    from densitydiff.simulate.density import simulate_map
+    from densitydiff.simulate.realism import draw_global_b, draw_snr0, fsc_noise
+
+    rng = np.random.default_rng(stable_hash(seed, name))
+    b = draw_global_b(rng, knobs.global_b)
+    inp = simulate_map(structure, resolution, like=like, use_b_factors=knobs.atomic_b, extra_b=b)
+    snr0 = draw_snr0(rng, knobs.noise_snr)
+    if snr0 is not None:
+        noise = fsc_noise(inp.array, inp.voxel_size, resolution, snr0, rng)
+        inp = inp.with_array((inp.array + noise).astype(np.float32))
+    return inp, {"b_factors": knobs.atomic_b, "global_b": b, "snr0": snr0}
 
 
 def evaluate_structure(
@@ -101,11 +175,19 @@ def evaluate_structure(
     fix_elements: bool = False,
     strict_elements: bool = False,
     progress: bool = False,
+    input_b_factors: bool = False,
+    input_global_b: float | tuple[float, float] | str = 0.0,
+    input_snr: float | tuple[float, float] | str | None = None,
 ) -> StructureEvaluation:
     """Simulate truth and input for one structure, run the models and baselines, measure each.
 
     `sharpeners` must already be loaded (resolve_sharpeners). `samples` > 1 draws several
-    samples from generative models (their mean is measured; the std map is kept in `maps`).
+    samples from generative models (their mean is measured; the std map is kept in `maps`, and
+    uncertainty_metrics of it, the model's std_scale applied, inside the mask go in its row).
+    The input (`simulate_input`): the atoms' B-factors when `input_b_factors`, plus a global B
+    (Å^2, a number or a range drawn from `seed`), plus noise at a low-frequency SNR (`input_snr`,
+    a number or a log-uniform range) whose half-map FSC crosses 0.143 at the input resolution.
+    The truth is always B = 0 at the target resolution.
     """
     from densitydiff import metrics
     from densitydiff.sharpen import baselines as bl
@@ -114,6 +196,8 @@ def evaluate_structure(
 
     r_in, r_out = check_resolutions(input_resolution, target_resolution)
     check_sampling(sampler, steps)
+    check_samples(samples)
+    knobs = input_realism(input_b_factors, input_global_b, input_snr)
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise InputError(f"unknown baseline(s) {unknown}; expected some of {BASELINES}")
@@ -133,10 +217,11 @@ def evaluate_structure(
     structure = read_structure(p, fix_elements=fix_elements, strict_elements=strict_elements)
     name = structure_id(p)
     truth = simulate_map(structure, r_out, voxel_size, padding=padding)
-    inp = simulate_map(structure, r_in, like=truth)
+    inp, input_info = simulate_input(structure, r_in, truth, knobs, seed, name)
     mask = atom_mask(structure, like=truth, radius=MASK_RADIUS)
     voxel = truth.voxel_size
-    ev = StructureEvaluation(name, [], volumes={"truth": truth.array})
+    ev = StructureEvaluation(name, [], volumes={"truth": truth.array}, mask=mask,
+                             input_info=input_info)  # fmt: skip
     ev.maps["truth"] = truth
     ev.maps["input"] = inp
 
@@ -182,8 +267,11 @@ def evaluate_structure(
         seconds = time.perf_counter() - t0
         measure(s.name, result.mean.array, seconds)
         ev.maps[s.name] = result.mean
-        if result.std is not None:
+        if result.std is not None:  # already c x std: sharpen_map applies the std_scale
             ev.maps[f"{s.name} std"] = result.std
+            ev.rows[-1].update(
+                uncertainty_metrics(result.mean.array, result.std.array, truth.array, mask)
+            )
     return ev
 
 
@@ -197,6 +285,7 @@ def evaluate_structures(
     sampler: str | None = None,
     steps: int | None = None,
     seed: int = 0,
+    samples: int = 1,
     baselines: Sequence[str] = BASELINES,
     on_result: Callable[[StructureEvaluation], None] | None = None,
     device: str = "cpu",
@@ -204,17 +293,23 @@ def evaluate_structures(
     fix_elements: bool = False,
     strict_elements: bool = False,
     progress: bool = False,
+    input_b_factors: bool = False,
+    input_global_b: float | tuple[float, float] | str = 0.0,
+    input_snr: float | tuple[float, float] | str | None = None,
 ) -> list[dict]:
-    """One row per (structure, method): the metrics of compare_maps, seconds and b_factor.
+    """One row per (structure, method): the metrics of compare_maps, seconds and b_factor, and
+    the UNCERTAINTY keys (None except for a generative model with `samples` > 1).
 
     Inputs are checked before any work. `on_result` sees each structure's full evaluation
     (curves, volumes) as it finishes, e.g. to draw figures without keeping every volume.
-    `progress` draws a bar over the structures on stderr.
+    `progress` draws a bar over the structures on stderr. The input options: evaluate_structure.
     """
     from tqdm import tqdm
 
     check_resolutions(input_resolution, target_resolution)
     check_sampling(sampler, steps)
+    check_samples(samples)
+    input_realism(input_b_factors, input_global_b, input_snr)
     if not structures:
         raise InputError("no structures given")
     missing = [str(p) for p in structures if not Path(p).is_file()]
@@ -234,11 +329,15 @@ def evaluate_structures(
             sampler=sampler,
             steps=steps,
             seed=seed,
+            samples=samples,
             baselines=baselines,
             device=device,
             batch_size=batch_size,
             fix_elements=fix_elements,
             strict_elements=strict_elements,
+            input_b_factors=input_b_factors,
+            input_global_b=input_global_b,
+            input_snr=input_snr,
         )
         rows.extend(ev.rows)
         if on_result is not None:
@@ -253,7 +352,7 @@ def summarise(rows: Sequence[dict]) -> dict[str, dict[str, float | None]]:
     for m in methods:
         sel = [r for r in rows if r["method"] == m]
         means: dict[str, float | None] = {"n": len(sel)}
-        for key in (*METRICS, "seconds"):
+        for key in (*METRICS, "seconds", *UNCERTAINTY):
             vals = [r[key] for r in sel if r.get(key) is not None and np.isfinite(r[key])]
             means[key] = float(np.mean(vals)) if vals else None
         out[m] = means
@@ -274,6 +373,8 @@ def format_table(rows: Sequence[dict], summary: dict | None = None) -> str:
         ("cc_mask", "CC_mask", "{:.3f}"),
         ("seconds", "seconds", "{:.1f}"),
     ]
+    if any(r.get("coverage_2") is not None for r in rows):  # a generative model's std map
+        cols += [("spearman_mask", "rho(std,err)", "{:.3f}"), ("coverage_2", "cover2std", "{:.3f}")]
 
     def cell(row: dict, key: str, fmt: str) -> str:
         v = row.get(key)

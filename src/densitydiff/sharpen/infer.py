@@ -495,9 +495,7 @@ def sharpen_map(
     }
     if samples > 1 and not checkpoint.is_generative:
         info["note"] = f"{checkpoint.kind} is deterministic: one pass, std is 0"
-    info["warnings"] = guard_warnings(
-        checkpoint, input_resolution, target_resolution, density
-    )
+    info["warnings"] = guard_warnings(checkpoint, input_resolution, target_resolution, density)
     return SharpenResult(
         mean=mean_map,
         std=std_map,

@@ -20,6 +20,12 @@ from densitydiff.errors import InputError
 from densitydiff.maps import DensityMap
 
 REAL_METRICS = ("fsc_0.5", "fsc_auc", "cc_box", "cc_mask")
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+# the packaged real map (the tests' and the training monitor's real check): EMD-5168 cropped
+# around one actin subunit, ~6.6 Å, and its deposited model 3MFP
+EXAMPLE_MAP = EXAMPLES / "emd_5168_monomer.mrc"
+EXAMPLE_MODEL = EXAMPLES / "3mfp.pdb.gz"
+EXAMPLE_RESOLUTION = 6.6  # Å
 MASK_THRESHOLD = 0.1  # of the model map's maximum, at the input resolution
 MASK_EDGE = 3.0  # Å, soft edge of the model mask
 
@@ -57,6 +63,27 @@ def model_mask(model_map: np.ndarray, voxel_size) -> np.ndarray:
 
     binary = model_map > MASK_THRESHOLD * float(model_map.max())
     return soft_edge(binary, voxel_size, MASK_EDGE)
+
+
+def default_target(density: DensityMap) -> float:
+    """The finest resolution the map's grid holds (2 x voxel size), at least 2 Å: the output of
+    `sharpen` keeps the input's grid."""
+    return max(2.0, 2.0 * float(max(density.voxel_size)))
+
+
+def reference_and_mask(
+    density: DensityMap, structure, input_resolution: float, target_resolution: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(reference, soft mask) on the map's grid: the model simulated at the target (never finer
+    than the grid holds) and, at the input resolution, thresholded into `model_mask`."""
+    from densitydiff.simulate.density import simulate_map
+
+    nyquist = 2.0 * float(max(density.voxel_size))
+    reference = simulate_map(structure, max(target_resolution, nyquist), like=density).array
+    envelope = simulate_map(structure, input_resolution, like=density).array
+    if not np.any(envelope > 0):
+        raise InputError("the model does not overlap the map's box")
+    return reference, model_mask(envelope, density.voxel_size)
 
 
 def measure(estimate: np.ndarray, reference: np.ndarray, voxel_size, mask: np.ndarray) -> dict:
@@ -97,7 +124,6 @@ def evaluate_real_map(
     from densitydiff.formats.maps import read_volume
     from densitydiff.sharpen.baselines import guinier_baseline
     from densitydiff.sharpen.evaluate import check_sampling, resolve_sharpeners
-    from densitydiff.simulate.density import simulate_map
     from densitydiff.structures import read_structure, structure_id
 
     map_path, model_path = Path(map_path), Path(model_path)
@@ -129,10 +155,9 @@ def evaluate_real_map(
         if input_resolution is None:
             input_resolution = est["resolution"]
     r_in = float(input_resolution)
-    nyquist = 2.0 * float(max(density.voxel_size))
     if not np.isfinite(r_in) or r_in <= 0:
         raise InputError(f"the input resolution must be positive, got {r_in}")
-    r_out = float(target_resolution) if target_resolution is not None else max(2.0, nyquist)
+    r_out = float(target_resolution) if target_resolution is not None else default_target(density)
     if r_out >= r_in:
         raise InputError(
             f"the target resolution {r_out:g} Å must be finer than the input {r_in:g} Å"
@@ -141,11 +166,10 @@ def evaluate_real_map(
 
     structure = read_structure(model_path)
     voxel = density.voxel_size
-    reference = simulate_map(structure, max(r_out, nyquist), like=density).array
-    envelope = simulate_map(structure, r_in, like=density).array
-    if not np.any(envelope > 0):
-        raise InputError(f"the model {model_path.name} does not overlap the map's box")
-    mask = model_mask(envelope, voxel)
+    try:
+        reference, mask = reference_and_mask(density, structure, r_in, r_out)
+    except InputError:
+        raise InputError(f"the model {model_path.name} does not overlap the map's box") from None
     info["mask_voxels"] = int(np.count_nonzero(mask > 0))
     name = structure_id(model_path)
     ev = RealMapEvaluation(name, [], info)

@@ -237,7 +237,7 @@ def _fit(config, run_dir, data, dataset, val_dataset, geometry, predictor, resum
     from lightning.pytorch.loggers import CSVLogger
 
     from densitydiff.console import lightning_progress_bar, quiet_lightning, show_progress
-    from densitydiff.sharpen.callbacks import PerformanceMonitor, SharpeningMonitor
+    from densitydiff.sharpen.callbacks import PerformanceMonitor, RealMapMonitor, SharpeningMonitor
     from densitydiff.sharpen.module import SharpenModule
 
     ckpt_dir = run_dir / "checkpoints"
@@ -277,6 +277,8 @@ def _fit(config, run_dir, data, dataset, val_dataset, geometry, predictor, resum
         cbs.append(
             SharpeningMonitor(val_dataset, t.monitor_every_n_steps, t.monitor_patches, run_dir)
         )
+    if t.monitor_every_n_steps > 0 and t.monitor_real_map:
+        cbs.append(RealMapMonitor(t.monitor_every_n_steps, geometry))
     cbs.extend(callbacks or [])
 
     loggers = [CSVLogger(save_dir=run_dir, name="logs")]

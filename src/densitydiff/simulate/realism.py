@@ -35,6 +35,19 @@ def fsc_snr(s: np.ndarray, resolution: float, snr0: float) -> np.ndarray:
     return snr0 * np.exp(-k * np.asarray(s) ** 2)
 
 
+def draw_global_b(rng: np.random.Generator, b_range) -> float:
+    """A global B-factor (Å^2) drawn uniformly from `b_range` (lo, hi); 0 when hi is 0 (off)."""
+    lo, hi = b_range
+    return float(rng.uniform(lo, hi)) if hi > 0 else 0.0
+
+
+def draw_snr0(rng: np.random.Generator, snr_range) -> float | None:
+    """A low-frequency SNR (`fsc_snr`'s snr0) drawn log-uniformly from `snr_range` (lo, hi);
+    None (no noise) when hi is 0."""
+    lo, hi = snr_range
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if hi > 0 else None
+
+
 def _shell_labels(s: np.ndarray, shape, voxel_size) -> tuple[np.ndarray, int]:
     """Shell index of every rfftn coefficient: width 1 / (largest box edge in Å)."""
     width = 1.0 / max(n * v for n, v in zip(shape, np.broadcast_to(voxel_size, (3,))))
