@@ -1,7 +1,7 @@
 """The packaged models on a real map against its deposited model (docs/model.md, "Real map").
 
-Default: EMD-5168 (actin filament, ~6.6 Å) cropped around one subunit,
-src/densitydiff/examples/emd_5168_monomer.mrc, against its model 3MFP; the DDPM with 1 and 4
+Default: EMD-5168 (actin filament, ~6.6 Å), a box of the deposited map around one subunit,
+src/densitydiff/examples/emd_5168_subunit_box.mrc, against its model 3MFP; the DDPM with 1 and 4
 samples, the regression U-Net, the input and Guinier B sharpening. Prints a markdown table and
 writes the rows as JSON (--out).
 
@@ -22,7 +22,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "densitydiff" / "exampl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--map", default=str(EXAMPLES / "emd_5168_monomer.mrc"))
+    parser.add_argument("--map", default=str(EXAMPLES / "emd_5168_subunit_box.mrc"))
     parser.add_argument("--model", default=str(EXAMPLES / "3mfp.pdb.gz"))
     parser.add_argument("--input-resolution", type=float, default=6.6)
     parser.add_argument("--target-resolution", type=float, default=None)

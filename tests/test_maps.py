@@ -118,6 +118,25 @@ def test_packaged_emd_5168_monomer_has_its_header_geometry():
         np.testing.assert_array_equal(m.array, mrc.data)
 
 
+def test_packaged_emd_5168_box_is_the_deposited_map_around_its_model():
+    """The real-map check's box: the deposited map's grid (100^3 from nstart -50 at 1.742 Å, so
+    voxel corners at -87.1 + k * 1.742 Å), not zoned, with the 3MFP subunit inside it."""
+    from densitydiff.structures import read_structure
+
+    m = read_map(EXAMPLES / "emd_5168_subunit_box.mrc")
+    assert m.shape == (48, 48, 36)
+    np.testing.assert_allclose(m.voxel_size, (1.742,) * 3, atol=1e-5)
+    k = (np.array(m.origin) + 87.1) / 1.742
+    np.testing.assert_allclose(k, np.round(k), atol=1e-3)  # on the deposited grid
+    assert np.mean(m.array == 0) < 0.01 and m.array.min() < 0  # solvent noise kept
+    s = read_structure(EXAMPLES / "3mfp.pdb.gz")
+    xyz = np.array([a.pos.tolist() for ch in s[0] for r in ch for a in r])[:, ::-1]  # z, y, x
+    lo = np.array(m.origin)
+    hi = lo + np.array(m.shape) * 1.742
+    inside = np.all((xyz >= lo) & (xyz < hi), axis=1)
+    assert inside.mean() > 0.97  # the deposited box itself cuts a few atoms at z < -87.1 Å
+
+
 @pytest.mark.parametrize("name", ["m.mrc", "m.map", "m.ccp4", "m.mrc.gz", "m.map.gz"])
 def test_round_trip_keeps_grid_and_sets_nstart_for_chimerax(tmp_path, name):
     rng = np.random.default_rng(1)
