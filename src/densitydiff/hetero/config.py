@@ -1,8 +1,10 @@
 """Training configuration of the heterogeneity VAE: a typed dataclass, presets and YAML.
 
-The same idiom as densitydiff.prior.config. Defaults follow cryoDRGN's `train_vae` where it has
-one (batch 8, Adam lr 1e-4, beta = 1 / zdim, geometric low-frequency positional encoding,
-real-space window of radius 0.85, data sign inverted) and the issue's 256 x 3 networks.
+The same idiom as densitydiff.prior.config. Defaults follow cryoDRGN 4.3.1's `train_vae` (Adam
+lr 1e-4, beta = 1 / zdim, D/2 encoding frequencies, real-space window of radius 0.85, data sign
+inverted) except: batch 8 (cryoDRGN's is 16), the geom_lowf positional encoding (cryoDRGN's
+default is gaussian) and the issue's 256 x 3 networks (cryoDRGN's are 1024 x 3). cryoDRGN's
+encoder always sees the shifted, phase-flipped Hartley transform; ours the windowed image.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class HeteroConfig:
     enc_layers: int = 3
     dec_dim: int = 256
     dec_layers: int = 3
-    pe_type: str = "geom_lowf"  # cryoDRGN's default; "gaussian": random Fourier features
+    pe_type: str = "geom_lowf"  # "gaussian" (random Fourier features): cryoDRGN 4.3.1's default
     pe_dim: int | None = None  # frequencies per axis; None: D // 2 (cryoDRGN's default)
     feat_sigma: float = 0.5  # std of the Gaussian random frequencies (cryoDRGN's default)
     beta: float | None = None  # KL weight; None: 1 / zdim (cryoDRGN's default)

@@ -25,7 +25,7 @@ from densitydiff.simulate.lattice import lattice_plane, rotate
 
 def window_mask(D: int, in_rad: float = 0.85, out_rad: float = 0.99) -> Tensor:
     """(D, D) real-space window: 1 inside in_rad, linear ramp to 0 at out_rad (fractions of D/2),
-    as cryoDRGN's `window_mask`."""
+    as cryoDRGN 4.3.1's `masking.spherical_window_mask`."""
     x = (torch.arange(D, dtype=torch.float32) - D // 2) / (D / 2)
     y, x = torch.meshgrid(x, x, indexing="ij")
     r = torch.sqrt(x**2 + y**2)

@@ -13,9 +13,10 @@ from torch import Tensor, nn
 class PositionalEncoding(nn.Module):
     """sin/cos features of coordinates (..., 3) in cycles per pixel ([-0.5, 0.5]).
 
-    "geom_lowf" (cryoDRGN's default): per axis, `dim` frequencies geometric from D/2 down to 1,
-    i.e. wavelengths 2 pi / (D/2) to 2 pi in coordinate units; "gaussian": 3 `dim` random
-    frequency vectors ~ N(0, feat_sigma^2) times D/2 (Tancik et al. 2020), fixed by `seed`.
+    "geom_lowf" (cryoDRGN's geom_lowf): per axis, `dim` frequencies geometric from D/2 down to 1,
+    i.e. wavelengths 2 pi / (D/2) to 2 pi in coordinate units; "gaussian" (cryoDRGN 4.3.1's
+    default): 3 `dim` random frequency vectors ~ N(0, feat_sigma^2) times D/2 (Tancik et al.
+    2020), fixed by `seed`.
     Output (..., 6 dim).
     """
 
