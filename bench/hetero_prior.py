@@ -16,7 +16,8 @@ its nearest ground-truth frame (`hetero.evaluate.nearest_state`, FSC-AUC to Nyqu
   and how many exceed the 99th percentile of the training latents' own leave-one-out ratios;
 - `--points` latents from the median latent of frame 0's images to that of the last frame's,
   through noise space (`prior.interpolate`, spherical) and, for reference, on the straight line:
-  the nearest frame per point and whether it moves monotonically.
+  the nearest frame per point, whether it moves monotonically, and its span (last minus
+  first nearest frame; a monotone path that spans a few frames has not moved).
 One JSON line.
 """
 
@@ -112,7 +113,9 @@ def main() -> None:
     for through in ("noise", "latent"):
         zs = interpolate(prior, ends[0], ends[1], steps=args.points, through=through)
         nearest, auc = scored(model, zs, truths, px)
+        # monotone alone is empty when the frame hardly moves: the span says how far it went
         paths[through] = {"nearest_frames": nearest, "monotone": is_monotone(nearest),
+                          "span": nearest[-1] - nearest[0],
                           "mean_fsc_auc": float(np.mean(auc))}  # fmt: skip
     out = {
         **common.settings(args),
