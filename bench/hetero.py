@@ -1,7 +1,8 @@
 """Benchmark of the heterogeneity VAE on a simulated trajectory (not a test).
 
     PYTHONPATH=src python bench/hetero.py [--n-images 2000] [--box 32] [--pixel-size 3]
-        [--epochs 5] [--snr 0.1] [--lr 1e-4] [--batch-size 8] [--threads 1] [--keep DIR]
+        [--epochs 5] [--snr 0.1] [--lr 1e-4] [--batch-size 8] [--seed 0] [--threads 1]
+        [--keep DIR]
 
 Simulates the ADK closed->open trajectory (../shared/data/trajectories, 98 frames) with
 `densitydiff simulate particles --trajectory`, trains `hetero train` (zdim 8, 256 x 3 networks
@@ -19,109 +20,39 @@ import argparse
 import json
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
+import _hetero_common as common
 import numpy as np
 
-_HERE = Path(__file__).resolve()
-# ../shared beside the checkout (/work/main), or beside the folder of worktrees (/work/wt/NAME)
-TRAJECTORY = (
-    next(
-        (p for p in (_HERE.parents[2] / "shared", _HERE.parents[3] / "shared") if p.is_dir()),
-        _HERE.parents[2] / "shared",
-    )
-    / "data/trajectories/adk_closed_to_open.pdb.gz"
-)
+TRAJECTORY = common.DATA / "trajectories/adk_closed_to_open.pdb.gz"
 FRAMES = (0, 24, 48, 72, 97)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-images", type=int, default=2000)
-    ap.add_argument("--box", type=int, default=32)
-    ap.add_argument("--pixel-size", type=float, default=3.0)
-    ap.add_argument("--snr", type=float, default=0.1)
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--zdim", type=int, default=8)
-    ap.add_argument("--width", type=int, default=256)
-    ap.add_argument("--layers", type=int, default=3)
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=1)
+    common.add_options(ap, n_images=2000, box=32, pixel_size=3.0, epochs=5)
     ap.add_argument("--trajectory", type=Path, default=TRAJECTORY)
-    ap.add_argument("--keep", type=Path, default=None, help="Keep the data and run here.")
     args = ap.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-    from densitydiff.cli import main as cli
     from densitydiff.formats.latents import read_latents
-    from densitydiff.formats.maps import read_map
     from densitydiff.hetero.checkpoint import load_hetero
-    from densitydiff.hetero.config import read_config
-    from densitydiff.hetero.data import open_particles
     from densitydiff.hetero.evaluate import abs_corr, pca, volume_fsc_auc
-    from densitydiff.hetero.train import train_hetero
     from densitydiff.hetero.volume import decode_volume
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_hetero_"))
     data = work / "data"
-    t0 = time.perf_counter()
-    if not (data / "dataset.json").is_file():
-        code = cli(
-            [
-                "simulate",
-                "particles",
-                "-o",
-                str(data),
-                "--trajectory",
-                str(args.trajectory),
-                "--n-images",
-                str(args.n_images),
-                "--box",
-                str(args.box),
-                "--pixel-size",
-                str(args.pixel_size),
-                "--snr",
-                str(args.snr),
-                "--defocus",
-                "1",
-                "2.5",
-                "--seed",
-                "0",
-            ]
-        )
-        assert code == 0, "simulate particles failed"
-    t_sim = time.perf_counter() - t0
-    info = json.loads((data / "dataset.json").read_text())
-    # stacks written before `--contrast` existed hold CTF * (P V): --uninvert-data
-    invert = info.get("contrast", "positive") == "cryodrgn"
-    truth_state = np.load(data / "ground_truth.npy")[:, 0].astype(int)
-    config = read_config(
-        None,
-        zdim=args.zdim,
-        epochs=args.epochs,
-        enc_dim=args.width,
-        enc_layers=args.layers,
-        dec_dim=args.width,
-        dec_layers=args.layers,
-        invert_data=invert,
-        lr=args.lr,
-        batch_size=args.batch_size,
-    )
+    t_sim = common.simulate(data, ["--trajectory", str(args.trajectory)], args)
+    invert = common.invert_data(data)
+    truth_state = common.states(data)
     run = work / "run"
-    shutil.rmtree(run, ignore_errors=True)
-    particles = open_particles(data / "particles.mrcs", data / "poses.pkl", data / "ctf.pkl")
-    t0 = time.perf_counter()
-    train_hetero(particles, run, config, progress=False)
-    t_train = time.perf_counter() - t0
+    t_train = common.train(data, run, args)
     mu, _ = read_latents(run / "z.pkl")
     model = load_hetero(run)
-    truths = {}
-    for k in sorted(set(truth_state)):
-        truths[k] = read_map(data / "volumes" / f"state_{k:03d}.mrc").array
+    truths = dict(enumerate(common.truth_volumes(data)))
     counts = np.bincount(truth_state, minlength=max(truths) + 1)
     average = sum(counts[k] * truths[k] for k in truths) / counts.sum()
     rows = []
