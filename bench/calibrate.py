@@ -110,7 +110,7 @@ def export_with_scale(sharpener, source, out: Path, scale: float) -> Path:
 def main(argv: list[str] | None = None) -> int:
     bench = _bench_evaluate()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default="default", help="a generative model")
+    ap.add_argument("--checkpoint", default="refine", help="a generative model")
     ap.add_argument("--store", type=Path, default=None, help="the store whose split to use")
     ap.add_argument("--split", default="val", choices=("train", "val", "test"))
     ap.add_argument("--structures", default=None, help="ID,ID instead of a store's split")

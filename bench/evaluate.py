@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     label, paths = structure_paths(
         args.structures_dir, args.structures, args.store, args.split, args.limit
     )
-    models = [] if args.no_models else (args.checkpoint or ["default", "unet"])
+    models = [] if args.no_models else (args.checkpoint or ["refine", "regression"])
     t0 = time.perf_counter()
 
     def progress(ev) -> None:

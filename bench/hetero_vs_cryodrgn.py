@@ -208,6 +208,7 @@ def main() -> None:
     ap.add_argument("--pe-type", default="geom_lowf", choices=("geom_lowf", "gaussian"))
     ap.add_argument("--phase-flip", action="store_true", help="densitydiff encodes phase-flipped")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precision", default="32", help="densitydiff's: 32 or bf16-mixed (CPU AMP)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--profile-images", type=int, default=256, help="0: no profile epoch.")
     ap.add_argument("--cryodrgn", default=CRYODRGN, help="The cryodrgn executable.")
@@ -247,6 +248,7 @@ def main() -> None:
     dd_argv = [*dd, "hetero", "train", particles, *shared, "--batch-size", str(args.batch_size)]
     dd_argv += ["--invert-data" if invert else "--uninvert-data", "--no-progress"]
     dd_argv += ["--threads", str(args.threads)] + (["--phase-flip"] if args.phase_flip else [])
+    dd_argv += ["--precision", args.precision]
     # cryoDRGN's defaults besides: encode-mode resid, domain fourier, window 0.85, beta 1/zdim
     cd_argv = [args.cryodrgn, "train_vae", particles, *shared, "-b", str(args.batch_size)]
     cd_argv += ["--no-amp", "--no-analysis", "--max-threads", str(args.threads)]
@@ -366,6 +368,7 @@ def main() -> None:
             "seed": args.seed,
             "threads": args.threads,
             "amp": "off (cryoDRGN --no-amp; CPU)",
+            "densitydiff_precision": args.precision,
             "encoder_input": {
                 "densitydiff": "real-space image x window"
                 + (", phase-flipped" if args.phase_flip else "")

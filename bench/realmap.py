@@ -39,7 +39,7 @@ def main() -> None:
     from densitydiff.sharpen.evaluate import resolve_sharpeners
     from densitydiff.sharpen.realmap import evaluate_real_map
 
-    models = resolve_sharpeners(args.checkpoint or ["default", "regression"], args.device)
+    models = resolve_sharpeners(args.checkpoint or ["refine", "regression"], args.device)
     rows, info, warnings = [], None, []
     t0 = time.perf_counter()
     for i, samples in enumerate(args.samples or [1, 4]):

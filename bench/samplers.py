@@ -8,7 +8,7 @@ tiles of the model's patch size are cut at random positions with protein in them
 every sampler). Quality: mean FSC-AUC of each sampled tile against its truth tile; speed:
 wall-clock seconds per tile (batches of --batch-size). Prints a markdown table.
 
-  PYTHONPATH=src python bench/samplers.py [--checkpoint default] [--steps 10 20 50]
+  PYTHONPATH=src python bench/samplers.py [--checkpoint refine] [--steps 10 20 50]
       [--structures 3] [--tiles-per-structure 2] [--device cuda] [--skip-ddpm] [--tile 64]
 
 --tile 64 times 64^3 tiles (the U-Net is convolutional; its GroupNorm statistics then span the
@@ -66,7 +66,7 @@ def tiles(ids, folder: Path, voxel: float, patch: int, per: int, r_in: float, r_
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default="default")
+    ap.add_argument("--checkpoint", default="refine")
     ap.add_argument("--structures-dir", type=Path, default=DATA)
     ap.add_argument("--structures", type=int, default=3, help="first N held-out structures")
     ap.add_argument("--tiles-per-structure", type=int, default=2)

@@ -57,5 +57,5 @@ def test_demo_without_packaged_models_says_so_and_exits_2(cli, monkeypatch, tmp_
     monkeypatch.setattr(checkpoint, "MODELS_DIR", tmp_path)
     code, out, err = cli("demo", "-o", tmp_path / "demo")
     assert code == 2
-    assert len(err.strip().splitlines()) == 1 and "no default model" in err, err
+    assert len(err.strip().splitlines()) == 1 and "no refine model is installed" in err, err
     assert not (tmp_path / "demo").exists()

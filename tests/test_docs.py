@@ -45,9 +45,9 @@ DDPM_STEPS = ["--steps", "2"]  # sharpen with the default (diffusion) model
 # line prefix -> why it is not run (it is still parsed)
 SKIP = {
     "densitydiff data build $(cat train_files.txt)": "docs/model.md's recipe: 83 structures, hours",
-    "densitydiff train sharpen --data train32.zarr": "docs/model.md's recipe: hours of training",
-    "densitydiff train export runs/default_ddpm -o src/": "would overwrite the packaged model",
-    "densitydiff train export runs/regression_unet -o src/": "would overwrite the packaged model",
+    "densitydiff train sharpen --data real32.zarr": "docs/model.md's recipe: an hour of training",
+    "densitydiff train export runs/default_refine": "docs/model.md's recipe: needs its run",
+    "densitydiff train export runs/regression_unet": "docs/model.md's recipe: needs its run",
 }
 
 

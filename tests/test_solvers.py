@@ -2,7 +2,8 @@
 
 The samplers were diffusers' DDIMScheduler / DPMSolverMultistepScheduler until they moved into
 densitydiff.diffusion.solvers (so the base install needs no diffusers); these tests check that
-the same noise gives the same samples, on toy networks and on the packaged default DDPM.
+the same noise gives the same samples, on toy networks and on the packaged refine model (its
+residual DDPM).
 diffusers is installed in every test environment (the `train` extra); only a base install
 without it skips the cross-check.
 """
@@ -79,23 +80,26 @@ def test_trailing_timesteps_match_diffusers():
         solvers.trailing_timesteps(200, 201)
 
 
-def test_packaged_default_ddpm_gives_the_samples_it_gave_with_diffusers(one_thread):
-    """Same seed, same noise, tiny map: our DPM-Solver++ and DDIM reproduce diffusers'."""
+def test_packaged_refine_gives_the_samples_diffusers_gives(one_thread):
+    """Same seed, same noise, tiny map: the packaged refine model (predict-and-refine) samples its
+    residual with our DDIM and DPM-Solver++ exactly as diffusers' schedulers do."""
+    from densitydiff.diffusion.sampling import Sampling
     from densitydiff.sharpen.checkpoint import load_sharpener
 
-    model = load_sharpener("default").model
+    model = load_sharpener("refine").model
+    assert model.clip_residual is not None
     inp = torch.randn(1, 1, 16, 16, 16, generator=torch.Generator().manual_seed(0))
-    fn = model.model_fn(inp)
-    x = torch.randn(inp.shape, generator=torch.Generator().manual_seed(1))
-    for sampler, steps in (("dpmsolver++", model.sampling.steps), ("ddim", 10)):
-        ref = diffusers_sample(model.ddpm, fn, x, sampler, steps)
-        got = ours(model.ddpm, fn, x, sampler, steps)
-        err = (got - ref).abs().max().item() / ref.abs().max().item()
-        assert err < 1e-5, (sampler, err)
-        # and through the model's own entry point (the noise drawn from the same seed)
-        g = torch.Generator().manual_seed(1)
-        from densitydiff.diffusion.sampling import Sampling
-
-        y = model.sharpen(inp, generator=g, sampling=Sampling(sampler, steps))
-        expected = inp + ref if model.residual else ref
-        assert (y - expected).abs().max().item() / expected.abs().max().item() < 1e-5
+    with torch.no_grad():
+        pred = model.predictor(inp)
+        fn = model.model_fn(inp, pred)
+        x = torch.randn(inp.shape, generator=torch.Generator().manual_seed(1))
+        for sampler, steps in ((model.sampling.sampler, model.sampling.steps), ("dpmsolver++", 10)):
+            ref = diffusers_sample(model.ddpm, fn, x, sampler, steps)
+            got = ours(model.ddpm, fn, x, sampler, steps)
+            err = (got - ref).abs().max().item() / ref.abs().max().item()
+            assert err < 1e-5, (sampler, err)
+            # and through the model's own entry point (the noise drawn from the same seed)
+            g = torch.Generator().manual_seed(1)
+            y = model.sharpen(inp, generator=g, sampling=Sampling(sampler, steps))
+            expected = pred + ref.clamp(*model.clip_residual)
+            assert (y - expected).abs().max().item() / expected.abs().max().item() < 1e-5

@@ -59,7 +59,7 @@ def evaluate(
         "--checkpoint",
         "-c",
         help=f"{CHECKPOINT_HELP}; repeat for several. "
-        "Default: the packaged DDPM and the packaged regression U-Net.",
+        "Default: the packaged default (predict-and-refine) and regression U-Net.",
     ),
     input_resolution: float | None = typer.Option(
         None, "--input-resolution", help="Input map (Å); default 4, or with --map the half maps'."
@@ -146,7 +146,7 @@ def evaluate(
         check_output_dir(report, "report.html")
     elif csv_out is not None:
         check_record_path(csv_out.with_suffix(".json"))  # the CSV's run record
-    models = [] if no_models else (list(checkpoint) if checkpoint else ["default", "regression"])
+    models = [] if no_models else (list(checkpoint) if checkpoint else ["refine", "regression"])
     figures: dict = {}
     stack = contextlib.ExitStack()  # the report is written in a temporary folder, renamed last
     folder = stack.enter_context(atomic_dir(report, "report.html")) if report is not None else None
@@ -236,7 +236,7 @@ def _evaluate_real(map_path, model_path, structures, half_maps, checkpoint, no_m
         raise InputError("give either structures to simulate or --map/--model, not both")
     if samples < 1:
         raise InputError(f"--samples must be at least 1, got {samples}")
-    models = [] if no_models else (list(checkpoint) if checkpoint else ["default", "regression"])
+    models = [] if no_models else (list(checkpoint) if checkpoint else ["refine", "regression"])
     ev = evaluate_real_map(
         map_path, model_path, models, input_resolution=input_resolution,
         half_maps=tuple(half_maps) if half_maps else None,

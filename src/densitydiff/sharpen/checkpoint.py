@@ -23,8 +23,10 @@ from densitydiff.torchfile import read_torch_file, write_torch_file
 
 FORMAT = "densitydiff-sharpener-1"
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-PACKAGED = {"default": "default_ddpm.pt", "regression": "regression_unet.pt"}
-ALIASES = {"unet": "regression"}  # the packaged regression U-Net's first name
+# `default` is the regression U-Net retrained on realistic inputs: on the held-out list and the
+# real map it beats the refine model's sample mean (docs/model.md); `refine` adds the std map.
+PACKAGED = {"regression": "regression_unet.pt", "refine": "refine.pt"}
+ALIASES = {"default": "regression", "unet": "regression"}  # unet: the U-Net's first name
 ASSUMED_VOXEL_SIZE = 1.0  # Å, the packaged models' grid
 ASSUMED_PATCH = 32
 
@@ -142,8 +144,8 @@ def _run_structures(ckpt_path: Path) -> list[str]:
 
 
 def model_file(name_or_path: str | Path | None = None) -> Path:
-    """The file behind a model name: a packaged model's ("default" = None, "regression" alias
-    "unet") or the path itself; InputError when it is not there."""
+    """The file behind a model name: a packaged model's ("regression", aliases "default" = None
+    and "unet"; "refine") or the path itself; InputError when it is not there."""
     key = "default" if name_or_path is None else str(name_or_path)
     key = ALIASES.get(key, key)
     if key in PACKAGED:
@@ -175,7 +177,7 @@ def stored_in_half(name_or_path: str | Path | None = None) -> bool:
 def load_sharpener(
     name_or_path: str | Path | SharpenCheckpoint | None = None, device: str = "cpu"
 ) -> SharpenCheckpoint:
-    """A packaged model ("default" = None, "regression" alias "unet"), an exported .pt or a
+    """A packaged model ("regression" = "default" = None = "unet"; "refine"), an exported .pt or a
     training checkpoint, ready for inference on `device`."""
     if isinstance(name_or_path, SharpenCheckpoint):
         name_or_path.model.to(device)

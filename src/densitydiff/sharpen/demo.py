@@ -2,8 +2,9 @@
 
 On a packaged structure the default model never saw (it is on the held-out list,
 densitydiff/models/heldout.txt): simulate the 2 Å truth and the 4 Å input on one grid, sharpen
-the input with the default DDPM (several samples: their mean, and their per-voxel standard
-deviation as a map of how far to trust each region) and the regression U-Net, compare them with
+the input with the default model (predict-and-refine; several samples: their mean, and their
+per-voxel standard deviation as a map of how far to trust each region) and the regression
+U-Net, compare them with
 the input and optimal-B sharpening, and write maps, figures and the table into the output folder.
 """
 
@@ -21,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parent.parent
 EXAMPLES = PACKAGE / "examples"
 HELDOUT = PACKAGE / "models" / "heldout.txt"
 DEMO_STRUCTURE = "1orc.pdb.gz"
-DEMO_MODELS = ("default", "regression")
+DEMO_MODELS = ("refine", "regression")
 DEMO_SAMPLES = 4
 DEMO_STEPS = 8  # sampler steps: 4 samples x 8 steps keep the demo within 5 minutes on 2 cores
 DEMO_BASELINES = ("input", "bfactor")
@@ -56,7 +57,7 @@ def run_demo(
 ) -> dict:
     """Run the demo; return {"structure", "rows", "files", "models", "samples"}.
 
-    `checkpoints` default to the packaged default DDPM and regression U-Net; a missing packaged
+    `checkpoints` default to the packaged default (refine) and regression U-Net; a missing packaged
     model raises InputError before any work. Generative models draw `samples` samples: their mean
     is the output that is measured, their standard deviation is written as <model>_std.mrc.
     """
