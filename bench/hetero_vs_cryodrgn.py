@@ -24,7 +24,6 @@ import argparse
 import itertools
 import json
 import os
-import pickle
 import pstats
 import re
 import shutil
@@ -221,6 +220,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from densitydiff.formats.latents import read_latents
     from densitydiff.formats.maps import read_map
+    from densitydiff.formats.pkl import save_pickles
     from densitydiff.hetero.checkpoint import load_hetero
     from densitydiff.hetero.evaluate import abs_corr, pca, volume_fsc_auc
     from densitydiff.hetero.volume import decode_volume
@@ -282,8 +282,7 @@ def main() -> None:
     average = sum(counts[k] * truths[k] for k in truths) / counts.sum()
 
     mu_dd, _ = read_latents(runs["densitydiff"] / "z.pkl")
-    with open(runs["cryodrgn"] / "z.pkl", "rb") as f:
-        mu_cd = np.asarray(pickle.load(f))
+    mu_cd, _ = read_latents(runs["cryodrgn"] / "z.pkl")  # the restricted unpickler: means first
     model = load_hetero(runs["densitydiff"])
     vols_dd = [decode_volume(model, np.median(mu_dd[truth_state == f], axis=0)) for f in frames]
     zfile = work / "z_frames_cryodrgn.txt"
@@ -321,8 +320,7 @@ def main() -> None:
     if args.profile_images > 0:
         n = min(args.profile_images, args.n_images)
         ind = work / "profile_ind.pkl"
-        with open(ind, "wb") as f:
-            pickle.dump(np.arange(n, dtype=np.int64), f)
+        save_pickles(ind, np.arange(n, dtype=np.int64))
         profile = {"images": n, "epochs": 1}
         one = ["--ind", str(ind)]
         for r in ("prof_densitydiff", "prof_cryodrgn"):
