@@ -1,12 +1,12 @@
 """The project's held-out list, 4 Å -> 2 Å: FSC-AUC, SSIM and FSC-0.5 per model and baseline.
 
-Structures: src/densitydiff/models/heldout.txt (or --structures ID,ID, or the --split of a
---store), read from /work/shared/data/structures (or --structures-dir). Prints markdown tables
-(means over structures, then per structure) and writes every row as JSON (--out). Models
-default to the packaged DDPM and regression U-Net. `--b-factors` simulates the inputs with their
-atomic B-factors (issue #11's "as real maps look"; the truth stays B = 0), `--global-b` and
-`--snr` add a global B and half-map-FSC noise; `--samples S` (>= 2) adds the std map's Spearman
-and 1/2-std coverage (the model's std_scale applied) to the generative models' rows.
+Structures: src/densitydiff/models/heldout.txt (or --structures ID,ID, or the --split of a --store),
+read from /work/shared/data/structures (or --structures-dir). Prints markdown tables (means over
+structures, then per structure) and writes every row as JSON (--out). Models default to the packaged
+refine model and regression U-Net (the default). `--b-factors` simulates the inputs with their
+atomic B-factors (issue #11's "as real maps look"; the truth stays B = 0), `--global-b` and `--snr`
+add a global B and half-map-FSC noise; `--samples S` (>= 2) adds the std map's Spearman and 1/2-std
+coverage (the model's std_scale applied) to the generative models' rows.
 
   PYTHONPATH=src python bench/evaluate.py [--checkpoint default --checkpoint unet]
       [--sampler dpmpp --steps 20] [--device cuda] [--limit 3] [--out bench_evaluate.json]

@@ -2,9 +2,9 @@
 
 On a packaged structure the default model never saw (it is on the held-out list,
 densitydiff/models/heldout.txt): simulate the 2 Å truth and the 4 Å input on one grid, sharpen
-the input with the default model (predict-and-refine; several samples: their mean, and their
-per-voxel standard deviation as a map of how far to trust each region) and the regression
-U-Net, compare them with
+the input with the predict-and-refine model (several samples: their mean, and their per-voxel
+standard deviation as a map of how far to trust each region) and the regression U-Net (the
+default), compare them with
 the input and optimal-B sharpening, and write maps, figures and the table into the output folder.
 """
 
@@ -57,9 +57,10 @@ def run_demo(
 ) -> dict:
     """Run the demo; return {"structure", "rows", "files", "models", "samples"}.
 
-    `checkpoints` default to the packaged default (refine) and regression U-Net; a missing packaged
-    model raises InputError before any work. Generative models draw `samples` samples: their mean
-    is the output that is measured, their standard deviation is written as <model>_std.mrc.
+    `checkpoints` default to the packaged refine model and regression U-Net (the default); a missing
+    packaged model raises InputError before any work. Generative models draw `samples` samples:
+    their mean is the output that is measured, their standard deviation is written as
+    <model>_std.mrc.
     """
     from densitydiff.errors import InputError
     from densitydiff.formats.maps import write_map
