@@ -163,3 +163,26 @@ def test_prior_train_progress_bar_goes_to_stderr_not_stdout(cli, tmp_path):
     assert code == 0, err
     assert out == f"wrote {tmp_path / 'run' / 'prior.pt'}\n"  # the result only
     assert BAR.search(err) and "Epoch" in err, err
+
+
+def test_hetero_training_prints_no_lightning_warnings(tmp_path):
+    """`hetero train` on a redirected stderr: no Lightning remark about its loader or banners."""
+    from densitydiff.formats.ctf import CTFParams, save_ctf
+    from densitydiff.formats.mrcs import write_particles
+    from densitydiff.formats.particles import save_poses
+
+    n, D = 16, 16
+    rng = np.random.default_rng(0)
+    write_particles(tmp_path / "p.mrcs", rng.normal(size=(n, D, D)).astype(np.float32), 3.0)
+    save_poses(tmp_path / "poses.pkl", np.tile(np.eye(3, dtype=np.float32), (n, 1, 1)),
+               np.zeros((n, 2), np.float32))  # fmt: skip
+    one = np.ones(n)
+    save_ctf(tmp_path / "ctf.pkl", CTFParams(D * one, 3.0 * one, 2e4 * one, 2e4 * one, 0 * one,
+                                             300 * one, 2.7 * one, 0.1 * one, 0 * one))  # fmt: skip
+    done = _subprocess("hetero", "train", "p.mrcs", "--poses", "poses.pkl", "--ctf", "ctf.pkl",
+                       "-o", "run", "--epochs", "1", "--config", "tiny", "--zdim", "2",
+                       "--threads", "1", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for banner in BANNERS:
+        assert banner not in done.stderr + done.stdout, (banner, done.stderr)
+    assert not BAR.search(done.stderr + done.stdout)

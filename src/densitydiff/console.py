@@ -23,6 +23,7 @@ LIGHTNING_NOISE = (  # Lightning's remarks on how densitydiff set it up, not on 
     r".*defined a `validation_step` but have no `val_dataloader`.*",
     r".*smaller than the logging interval.*",
     r".*Checkpoint directory .* exists and is not empty.*",
+    r".*`IterableDataset` has `__len__` defined.*",  # hetero's chunked loader, num_workers 0
 )
 
 
