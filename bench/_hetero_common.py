@@ -38,6 +38,7 @@ def add_options(ap: argparse.ArgumentParser, **defaults) -> argparse.ArgumentPar
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0, help="Seed of the simulation and training.")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--precision", default="32", help="32 or bf16-mixed (CPU autocast)")
     ap.add_argument("--keep", type=Path, default=None, help="Keep the data and run here.")
     return ap
 
@@ -80,6 +81,7 @@ def train(data: Path, run: Path, args) -> float:
         lr=args.lr,
         batch_size=args.batch_size,
         seed=args.seed,
+        precision=args.precision,
     )
     shutil.rmtree(run, ignore_errors=True)
     particles = open_particles(data / "particles.mrcs", data / "poses.pkl", data / "ctf.pkl")
@@ -104,5 +106,5 @@ def truth_volumes(data: Path) -> list[np.ndarray]:
 def settings(args) -> dict:
     """The bench's simulation and training settings, for its JSON line."""
     keys = ("n_images", "box", "pixel_size", "snr", "epochs", "lr", "batch_size", "zdim",
-            "seed", "threads")  # fmt: skip
+            "seed", "threads", "precision")  # fmt: skip
     return {**{k: getattr(args, k) for k in keys}, "network": f"{args.width}x{args.layers}"}
