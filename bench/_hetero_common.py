@@ -40,6 +40,12 @@ def add_options(ap: argparse.ArgumentParser, **defaults) -> argparse.ArgumentPar
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--precision", default="32", help="32 or bf16-mixed (CPU autocast)")
     ap.add_argument("--keep", type=Path, default=None, help="Keep the data and run here.")
+    ap.add_argument(
+        "--reuse-run",
+        action="store_true",
+        help="With --keep: use KEEP/run when it holds a finished run of these --epochs "
+        "(another bench's, on the same KEEP/data) instead of training again.",
+    )
     return ap
 
 
@@ -64,7 +70,8 @@ def invert_data(data: Path) -> bool:
 
 
 def train(data: Path, run: Path, args) -> float:
-    """`hetero train` of the set in DATA into RUN (replaced), with the bench's options; seconds."""
+    """`hetero train` of the set in DATA into RUN (replaced), with the bench's options; seconds
+    (0 when --reuse-run found RUN finished)."""
     from densitydiff.hetero.config import read_config
     from densitydiff.hetero.data import open_particles
     from densitydiff.hetero.train import train_hetero
@@ -83,6 +90,12 @@ def train(data: Path, run: Path, args) -> float:
         seed=args.seed,
         precision=args.precision,
     )
+    if getattr(args, "reuse_run", False) and (run / "weights.pt").is_file():
+        import yaml
+
+        done = yaml.safe_load((run / "run.yaml").read_text()).get("epochs_trained")
+        if done == args.epochs:
+            return 0.0
     shutil.rmtree(run, ignore_errors=True)
     particles = open_particles(data / "particles.mrcs", data / "poses.pkl", data / "ctf.pkl")
     t0 = time.perf_counter()

@@ -89,9 +89,13 @@ def validation_pairs(paths, sharpener, args, on_result=None) -> list[tuple]:
     return out
 
 
-def export_with_scale(sharpener, source, out: Path, scale: float) -> Path:
+def export_with_scale(
+    sharpener, source, out: Path, scale: float, sampler: str | None = None, steps: int | None = None
+) -> Path:
     """The loaded model written again with std_scale = `scale`: same weights (float16 when the
-    source file holds them so), config, geometry, name and other extra fields."""
+    source file holds them so), config, geometry, name and other extra fields. A scale holds for
+    the sampling recipe it was fitted with, so `sampler`/`steps` (when given) become the file's
+    default recipe."""
     from densitydiff.sharpen.checkpoint import export_sharpener, stored_in_half
 
     return export_sharpener(
@@ -104,6 +108,8 @@ def export_with_scale(sharpener, source, out: Path, scale: float) -> Path:
         half=stored_in_half(source),
         name=sharpener.name,
         std_scale=scale,
+        sampler=sampler,
+        steps=steps,
     )
 
 
@@ -171,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{m['spearman_box']:.3f} |"
         )
     if args.export:
-        export_with_scale(sharpener, args.checkpoint, args.export, result["scale"])
+        export_with_scale(
+            sharpener, args.checkpoint, args.export, result["scale"], args.sampler, args.steps
+        )
         print(f"\nwrote {args.export} (std_scale {result['scale']:.4g})")
     if args.out:
         record = {**result, "model": sharpener.name, "structures": [str(p) for p in paths],

@@ -2,7 +2,10 @@
 
     PYTHONPATH=src python bench/hetero_prior.py [--n-images 10000] [--box 64] [--pixel-size 2]
         [--epochs 25] [--lr 1e-4] [--prior-epochs 400] [--samples 20] [--points 10]
-        [--seed 0] [--threads 1] [--keep DIR]
+        [--seed 0] [--threads 1] [--keep DIR [--reuse-run]] [--precision bf16-mixed]
+
+With --keep DIR --reuse-run it scores DIR/run when that is a finished run of --epochs on
+DIR/data (e.g. `bench/hetero.py --keep DIR`'s, same options), instead of training again.
 
 Issue #12, item 3. Simulates the ADK closed->open trajectory (98 frames, `simulate particles
 --trajectory`), trains `hetero train` (zdim 8, 256 x 3), trains `prior train` on its z.pkl

@@ -70,6 +70,12 @@ def test_export_keeps_the_weights_and_their_precision(tmp_path):
             assert b["state_dict"][k].dtype == v.dtype, k
             torch.testing.assert_close(b["state_dict"][k], v, rtol=0, atol=0, msg=k)
         assert load_sharpener(out).std_scale == 2.5
+    # a scale fitted with another recipe writes that recipe as the file's default
+    out = tmp_path / "steps.pt"
+    calibrate.export_with_scale(load_sharpener(source), source, out, 3.0, "ddim", 4)
+    d = read_torch_file(out, "model")["config"]["diffusion"]
+    assert (d["sampler"], d["sample_steps"]) == ("ddim", 4)
+    assert read_torch_file(source, "model")["config"]["diffusion"]["sample_steps"] != 4
 
 
 @pytest.fixture

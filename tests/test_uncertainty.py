@@ -76,3 +76,20 @@ def test_model_std_scale_multiplies_the_std_map(tmp_path):
     np.testing.assert_allclose(b.mean.array, a.mean.array, atol=1e-5)
     np.testing.assert_allclose(b.std.array, 3 * a.std.array, rtol=1e-4, atol=1e-6)
     assert b.info["std_scale"] == 3.0
+
+
+def test_a_calibrated_std_drawn_with_another_recipe_is_flagged(one_thread):
+    """The packaged refine model's std_scale was fitted for its own sampler and steps: other steps
+    give a warning, its own give none."""
+    from densitydiff.maps import DensityMap
+    from densitydiff.sharpen.checkpoint import load_sharpener
+    from densitydiff.sharpen.infer import sharpen_map
+
+    model = load_sharpener("refine")
+    assert model.std_scale != 1.0
+    density = DensityMap(np.random.default_rng(0).normal(size=(16, 16, 16)).astype(np.float32), 1.0)
+    own = model.model.sampling.steps
+    kw = dict(input_resolution=4.0, target_resolution=2.0, samples=2)
+    other = sharpen_map(density, model, steps=own + 1, **kw).info["warnings"]
+    assert any("not calibrated" in w and f"{own} steps" in w for w in other), other
+    assert not any("calibrated" in w for w in sharpen_map(density, model, **kw).info["warnings"])

@@ -496,6 +496,14 @@ def sharpen_map(
     if samples > 1 and not checkpoint.is_generative:
         info["note"] = f"{checkpoint.kind} is deterministic: one pass, std is 0"
     info["warnings"] = guard_warnings(checkpoint, input_resolution, target_resolution, density)
+    fitted = getattr(checkpoint.model, "sampling", None)
+    if (samples > 1 and checkpoint.std_scale != 1.0 and sampling is not None
+            and (sampling.sampler, sampling.steps) != (fitted.sampler, fitted.steps)):  # fmt: skip
+        info["warnings"].append(
+            f"the std map's scale {checkpoint.std_scale:g} was fitted for {fitted.sampler} with "
+            f"{fitted.steps} steps, not {sampling.sampler} with {sampling.steps}: its coverage "
+            "is not calibrated (bench/calibrate.py fits a scale for a recipe)"
+        )
     return SharpenResult(
         mean=mean_map,
         std=std_map,
