@@ -33,6 +33,7 @@ def write_inputs(folder: Path, n: int, D: int, pixel: float, seed: int = 0) -> d
     from densitydiff.formats.ctf import CTFParams, save_ctf
     from densitydiff.formats.mrcs import ParticleWriter
     from densitydiff.formats.particles import save_poses
+    from densitydiff.rotations import random_rotations
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -43,16 +44,7 @@ def write_inputs(folder: Path, n: int, D: int, pixel: float, seed: int = 0) -> d
     with ParticleWriter(paths["mrcs"], n, D, pixel) as w:
         for start in range(0, n, 2048):
             w.write(rng.standard_normal((min(2048, n - start), D, D), dtype=np.float32))
-    q = rng.standard_normal((n, 4))
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    a, b, c, d = q.T
-    rot = np.stack(
-        [
-            [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
-            [2 * (b * c + a * d), a * a - b * b + c * c - d * d, 2 * (c * d - a * b)],
-            [2 * (b * d - a * c), 2 * (c * d + a * b), a * a - b * b - c * c + d * d],
-        ]
-    ).transpose(2, 0, 1)
+    rot = random_rotations(n, rng)
     save_poses(paths["poses"], rot.astype(np.float32), np.zeros((n, 2), np.float32))
     df = rng.uniform(10000, 25000, n)
     ones = np.ones(n)

@@ -52,7 +52,7 @@ def main() -> None:
     for recipe in recipes:
         name, steps = recipe.split(":")
         sampling = Sampling(name, int(steps), clip)
-        keys = ("pred", "one", "mean", "true_rms", "draw_rms", "mean_rms", "spread")
+        keys = ("pred", "one", "mean", "draw_rms", "mean_rms", "spread")
         acc = {k: 0.0 for k in keys}
         dots, norms_r, norms_t = 0.0, 0.0, 0.0
         t0 = time.perf_counter()
@@ -79,7 +79,6 @@ def main() -> None:
             acc["pred"] += k * float((true_r**2).mean())
             acc["one"] += k * float(((true_r - draws[0]) ** 2).mean())
             acc["mean"] += k * float(((true_r - mean_r) ** 2).mean())
-            acc["true_rms"] += k * float((true_r**2).mean())
             acc["draw_rms"] += k * float((draws**2).mean())
             acc["mean_rms"] += k * float((mean_r**2).mean())
             acc["spread"] += k * float(draws.var(0, unbiased=True).mean())
@@ -92,7 +91,7 @@ def main() -> None:
             "mse_one_draw": acc["one"],
             f"mse_mean_of_{args.samples}": acc["mean"],
             "corr_mean_residual_true_residual": dots / max(np.sqrt(norms_r * norms_t), 1e-12),
-            "rms_true_residual": float(np.sqrt(acc["true_rms"])),
+            "rms_true_residual": float(np.sqrt(acc["pred"])),
             "rms_draw": float(np.sqrt(acc["draw_rms"])),
             "rms_mean_residual": float(np.sqrt(acc["mean_rms"])),
             "std_over_draws": float(np.sqrt(acc["spread"])),

@@ -46,7 +46,6 @@ DDPM_STEPS = ["--steps", "2"]  # sharpen with the default (diffusion) model
 SKIP = {
     "densitydiff data build $(cat train_files.txt)": "docs/model.md's recipe: 83 structures, hours",
     "densitydiff train sharpen --data real32.zarr": "docs/model.md's recipe: an hour of training",
-    "densitydiff train export runs/default_refine": "docs/model.md's recipe: needs its run",
     "densitydiff train export runs/regression_unet": "docs/model.md's recipe: needs its run",
 }
 

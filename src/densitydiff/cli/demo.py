@@ -30,7 +30,9 @@ def demo(
     ),
     samples: int = typer.Option(4, "--samples", help="Samples per generative model (std map)."),
     sampler: str | None = typer.Option(None, "--sampler", help=SAMPLER_HELP),
-    steps: int = typer.Option(8, "--steps", help="Sampler steps of generative models."),
+    steps: int | None = typer.Option(
+        None, "--steps", help="Sampler steps of generative models (default: the model's)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed of the samplers."),
     device: str = device_option(),
     threads: int | None = threads_option(),

@@ -59,7 +59,7 @@ def evaluate(
         "--checkpoint",
         "-c",
         help=f"{CHECKPOINT_HELP}; repeat for several. "
-        "Default: the packaged default (predict-and-refine) and regression U-Net.",
+        "Default: the packaged refine model and the regression U-Net (the default).",
     ),
     input_resolution: float | None = typer.Option(
         None, "--input-resolution", help="Input map (Å); default 4, or with --map the half maps'."
