@@ -4,7 +4,7 @@
         [--pixel-size 2] [--snr 0.1] [--defocus 1 2.5] [--epochs 25] [--zdim 8] [--width 256]
         [--layers 3] [--batch-size 8] [--lr 1e-4] [--pe-type geom_lowf] [--seed 0]
         [--threads 1] [--profile-images 256] [--cryodrgn /work/venv-cryodrgn/bin/cryodrgn]
-        [--keep DIR]
+        [--keep DIR] [--densitydiff-run RUN]
 
 cryoDRGN is called through its CLI only (`cryodrgn train_vae`, `cryodrgn eval_vol`), installed
 in its own venv; it is no dependency of densitydiff. One data set from `densitydiff simulate
@@ -14,6 +14,9 @@ encoding, one after the other, each in a child process with the same thread coun
 JSON line: per frame (0/24/48/72/97) the FSC-AUC against the frame's truth of each tool's volume
 at the median latent of the frame's images, the population-average floor, |corr(PC1 of z,
 frame)|, seconds per epoch, peak RSS, and (with --profile-images) where one epoch's time goes.
+--densitydiff-run RUN uses a finished `hetero train` run of the same data (KEEP/data) and
+settings instead of training densitydiff again (cryoDRGN's 25 epochs take hours here); its epoch
+times then come from RUN's z.N.pkl stamps, measured in its own run, not this one.
 Latents: densitydiff's z.pkl (the means as each image was encoded in the last epoch's training
 pass); cryoDRGN 4.3.1's z.pkl (the means of an eval pass over all images after training).
 """
@@ -213,9 +216,16 @@ def main() -> None:
     ap.add_argument("--cryodrgn", default=CRYODRGN, help="The cryodrgn executable.")
     ap.add_argument("--trajectory", type=Path, default=TRAJECTORY)
     ap.add_argument("--keep", type=Path, default=None, help="Keep the data and runs here.")
+    ap.add_argument(
+        "--densitydiff-run",
+        type=Path,
+        default=None,
+        help="A finished densitydiff run of KEEP/data with these settings: reuse, don't train.",
+    )
     args = ap.parse_args()
 
     import torch
+    import yaml
 
     torch.set_num_threads(args.threads)
     from densitydiff.formats.latents import read_latents
@@ -255,10 +265,25 @@ def main() -> None:
     cd_argv += [] if invert else ["--uninvert-data"]
 
     runs = {"densitydiff": work / "run_densitydiff", "cryodrgn": work / "run_cryodrgn"}
-    for r in runs.values():
-        shutil.rmtree(r, ignore_errors=True)
     n_ep = ["--epochs", str(args.epochs)]
-    t_dd = child([*dd_argv, *n_ep, "-o", str(runs["densitydiff"])], work / "dd.log", args.threads)
+    if args.densitydiff_run is not None:
+        runs["densitydiff"] = reused = args.densitydiff_run.resolve()
+        if not (reused / f"z.{args.epochs - 1}.pkl").is_file():
+            raise SystemExit(f"{reused} holds no finished run of {args.epochs} epochs")
+        start = (reused / "config.yaml").stat().st_mtime
+        end = (reused / "z.pkl").stat().st_mtime
+        t_dd = {"start": start, "wall_s": end - start, "peak_rss_mib": None, "reused": str(reused)}
+        dd_argv = [
+            sys.executable,
+            *yaml.safe_load((reused / "run.yaml").read_text())["command"]["argv"],
+        ]
+    for tool, r in runs.items():
+        if tool == "cryodrgn" or args.densitydiff_run is None:
+            shutil.rmtree(r, ignore_errors=True)
+    if args.densitydiff_run is None:
+        t_dd = child(
+            [*dd_argv, *n_ep, "-o", str(runs["densitydiff"])], work / "dd.log", args.threads
+        )
     t_cd = child(
         [*cd_argv, "-n", str(args.epochs), "-o", str(runs["cryodrgn"])],
         work / "cd.log",
@@ -397,7 +422,7 @@ def main() -> None:
             "cryodrgn": grid_check(vols_cd, tv, px),
         },
         "timing": timing,
-        "seconds_per_epoch_ratio": dd_s / cd_s,
+        "seconds_per_epoch_ratio": None if args.densitydiff_run else dd_s / cd_s,
         "peak_rss_mib": {k: timing[k]["peak_rss_mib"] for k in timing},
         "profile": profile,
         "work": str(work) if args.keep else None,

@@ -161,6 +161,22 @@ def test_one_draw_is_prediction_plus_the_sampled_residual():
     assert not torch.allclose(draw[0], draw[1])  # two draws, two samples
 
 
+def test_draws_share_one_prediction_and_equal_separate_draws():
+    """sharpen_draws runs the predictor once for S draws; draw s equals sharpen with seed s."""
+    model = _offset_model(clip_residual=[-0.5, 0.5])
+    inp, r_in, r_out = _batch(2)
+    calls = []
+    model.predictor.register_forward_hook(lambda *a: calls.append(1))
+    gens = [torch.Generator().manual_seed(s) for s in (3, 4, 5)]
+    draws = model.sharpen_draws(inp, r_in, r_out, generators=gens)
+    assert len(calls) == 1 and draws.shape == (3, *inp.shape)
+    for s, d in zip((3, 4, 5), draws):
+        one = model.sharpen(inp, r_in, r_out, generator=torch.Generator().manual_seed(s))
+        torch.testing.assert_close(d, one, rtol=0, atol=0)
+    assert len(calls) == 4  # 1 shared + 3 separate
+    assert not torch.allclose(draws[0], draws[1])
+
+
 class _GaussianResidual(torch.nn.Module):
     """The exact denoiser of a residual ~ N(0, sigma^2) per voxel: E[y0 | y_t] =
     sqrt(ab) sigma^2 / (ab sigma^2 + 1 - ab) y_t, as the DDPM's eps or v."""

@@ -6,8 +6,10 @@
    map's mean solvent level outside the box (or wrapped around for a map that covers a whole
    crystallographic unit cell), run through the model in batches of `batch_size`, and blended
    with Gaussian weights that are zero within `margin` voxels of a tile's border
-   (densitydiff.sharpen.tiling). Only the tile batch, the map and two or three map-sized
-   accumulators (weighted sum, weights; running mean and M2 over samples) are ever held.
+   (densitydiff.sharpen.tiling). All draws of a tile batch run together (refine computes its
+   prediction once for them). Only the tile batch, the map and map-sized accumulators (the
+   weights' sum, one weighted sum per draw, the mean and M2 over draws) are ever held: memory
+   grows with the map and the number of samples, not beyond.
 4. Tiles whose contributing region is all solvent (no normalised voxel above
    `solvent_threshold`, 1.0 by default) are not run: they contribute the normalised input.
    With `exact_tiles` (a local deterministic network: channel norm, no attention) every tile
@@ -18,8 +20,8 @@
 
 The steps are separate functions, in the manner of nnU-Net's sliding-window inference:
 `to_model_grid` and `normalise` (1-2), `choose_tiling` and `plan_tiles` (3-4: a TilePlan of
-corners, weights and skipped tiles), `tile_predictor` and `blend_draw` (run the tiles in
-batches, blend one draw), `accumulate_draws` (mean and spread over draws), `restore_grid` (5).
+corners, weights and skipped tiles), `tile_predictor` and `blend_draws` (run the tiles in
+batches, blend every draw), `accumulate_draws` (mean and spread over draws), `restore_grid` (5).
 `sharpen_map` calls them in that order; `sharpen_file` wraps it for files and the run record.
 
 Generative models (DDPM, VAE) draw `samples` outputs; the result is their mean and per-voxel
@@ -291,7 +293,7 @@ def plan_tiles(z: np.ndarray, tiling: Tiling, periodic: bool) -> TilePlan:
 
 
 Predict = Callable[[np.ndarray, int], np.ndarray]
-"""predict(blocks (B, P, P, P), batch index) -> outputs (B, P, P, P), normalised space."""
+"""predict(blocks (B, P, P, P), batch index) -> draws (S, B, P, P, P), normalised space."""
 
 
 def tile_predictor(
@@ -300,11 +302,12 @@ def tile_predictor(
     input_resolution: float,
     target_resolution: float,
     *,
-    draw: int,
+    draws: int,
     seed: int,
     device: str,
 ) -> Predict:
-    """Run the model on a batch of tiles; each batch of each draw has its own seeded noise."""
+    """Run the model on a batch of tiles, `draws` times; each batch of each draw has its own
+    seeded noise (draw s of a batch is the same whatever `draws` is)."""
     import torch
 
     def predict(blocks: np.ndarray, n_batch: int) -> np.ndarray:
@@ -312,35 +315,44 @@ def tile_predictor(
         b = x.shape[0]
         res_in = torch.full((b,), float(input_resolution), device=device)
         res_out = torch.full((b,), float(target_resolution), device=device)
-        g = torch.Generator(device=device).manual_seed(
-            (int(seed) * 1_000_003 + draw) * 1_000_003 + n_batch
-        )
+        gens = [
+            torch.Generator(device=device).manual_seed(
+                (int(seed) * 1_000_003 + s) * 1_000_003 + n_batch
+            )
+            for s in range(draws)
+        ]
         with torch.no_grad():
-            out = checkpoint.model.sharpen(x, res_in, res_out, generator=g, sampling=sampling)
-        return out.float().cpu().numpy()[:, 0]
+            out = checkpoint.model.sharpen_draws(x, res_in, res_out, generators=gens,
+                                                 sampling=sampling)  # fmt: skip
+        return out.float().cpu().numpy()[:, :, 0]
 
     return predict
 
 
-def blend_draw(plan: TilePlan, z: np.ndarray, predict: Predict, on_tiles=None) -> np.ndarray:
-    """One draw over the whole map: run the tiles in batches, blend, divide by the weight sum."""
-    total = np.zeros(plan.shape, np.float32)
+def blend_draws(
+    plan: TilePlan, z: np.ndarray, predict: Predict, draws: int, on_tiles=None
+) -> list[np.ndarray]:
+    """Every draw over the whole map, tile batch by tile batch (all draws of a batch at once,
+    so work they share is done once): run, blend, divide by the weight sum."""
+    totals = [np.zeros(plan.shape, np.float32) for _ in range(draws)]
     batch: list[Corner] = []
     n_batch = 0
 
     def flush() -> None:
         blocks = np.stack([extract(z, c, plan.tile, plan.fill, plan.periodic) for c in batch])
-        for c, o in zip(batch, predict(blocks, n_batch)):
-            accumulate(total, o, plan.weight, c, plan.periodic)
+        for total, outs in zip(totals, predict(blocks, n_batch)):
+            for c, o in zip(batch, outs):
+                accumulate(total, o, plan.weight, c, plan.periodic)
         if on_tiles is not None:
-            on_tiles(len(batch))
+            on_tiles(len(batch) * draws)
 
     for corner in plan.corners:
         if corner in plan.skipped:
             block = extract(z, corner, plan.tile, plan.fill, plan.periodic)
-            accumulate(total, block, plan.weight, corner, plan.periodic)
+            for total in totals:
+                accumulate(total, block, plan.weight, corner, plan.periodic)
             if on_tiles is not None:
-                on_tiles(1)
+                on_tiles(draws)
             continue
         batch.append(corner)
         if len(batch) == plan.tiling.batch_size:
@@ -348,8 +360,9 @@ def blend_draw(plan: TilePlan, z: np.ndarray, predict: Predict, on_tiles=None) -
             batch, n_batch = [], n_batch + 1
     if batch:
         flush()
-    total /= plan.weight_sum
-    return total
+    for total in totals:
+        total /= plan.weight_sum
+    return totals
 
 
 def accumulate_draws(draws: int, blend: Callable[[int], np.ndarray]):
@@ -464,12 +477,11 @@ def sharpen_map(
 
     bar = tqdm(total=plan.n_tiles * draws, disable=not progress, unit="tile", desc="sharpen")
 
-    def blend(s: int) -> np.ndarray:
-        predict = tile_predictor(checkpoint, sampling, input_resolution, target_resolution,
-                                 draw=s, seed=seed, device=device)  # fmt: skip
-        return blend_draw(plan, z.array, predict, on_tiles=bar.update)
-
-    mean, m2 = accumulate_draws(draws, blend)
+    predict = tile_predictor(checkpoint, sampling, input_resolution, target_resolution,
+                             draws=draws, seed=seed, device=device)  # fmt: skip
+    totals = blend_draws(plan, z.array, predict, draws, on_tiles=bar.update)
+    mean, m2 = accumulate_draws(draws, totals.__getitem__)
+    del totals
     bar.close()
     mean_map, std_map = restore_grid(mean, m2, draws, samples, stats, density, voxel, resampled)
     if std_map is not None and checkpoint.std_scale != 1.0:  # the model's calibration
