@@ -11,6 +11,8 @@ with --ddpm a DDPM of the same preset with --steps DPM-Solver++ steps. Maps are 
     PYTHONPATH=src python bench/sharpen.py --sizes 128 --packaged unet default --threads 2
     PYTHONPATH=src python bench/sharpen.py --sizes 128 --packaged unet --exact --threads 2
     PYTHONPATH=src python bench/sharpen.py --sizes 128 --packaged default --samples 4 --threads 2
+    PYTHONPATH=src python bench/sharpen.py --sizes 128 --packaged refine --samples 4 --threads 2 \
+        --batch-size 4
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 packaged = sys.argv[6]
 exact = sys.argv[7] == "exact"
 samples = int(sys.argv[8])
+batch = int(sys.argv[9]) if sys.argv[9] != "auto" else None
 if packaged:  # a model shipped in the package, with its own default sampler and steps
     from densitydiff.sharpen.checkpoint import load_sharpener
     sharpener = load_sharpener(packaged)
@@ -49,13 +52,13 @@ density = DensityMap(array, 1.0)
 loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 res = sharpen_map(density, sharpener, input_resolution=4.0, target_resolution=2.0,
-                  steps=steps, sampler=None if packaged else "dpmpp", batch_size=4,
+                  steps=steps, sampler=None if packaged else "dpmpp", batch_size=batch,
                   exact_tiles=exact, samples=samples)
 seconds = time.perf_counter() - t
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"n": n, "kind": kind, "packaged": packaged or None,
   "steps": res.info.get("steps"), "exact_tiles": exact, "tile": res.info["tile"],
-  "samples": samples, "draws": res.info["draws"],
+  "samples": samples, "draws": res.info["draws"], "batch_size": res.info["batch_size"],
   "map_mb": array.nbytes / 2**20, "tiles": res.n_tiles, "skipped": res.n_skipped,
   "preset": sys.argv[5], "seconds": round(seconds, 1),
   "s_per_tile": round(seconds / res.n_tiles, 3),
@@ -76,6 +79,9 @@ def main() -> None:
     )
     parser.add_argument("--exact", action="store_true", help="--exact-tiles (local models)")
     parser.add_argument("--samples", type=int, default=1, help="draws (mean + std for S >= 2)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="tiles per call (default: sharpen_map's)"
+    )
     args = parser.parse_args()
     kinds = args.packaged or (["unet"] + (["ddpm"] if args.ddpm else []))
     rows = []
@@ -84,6 +90,7 @@ def main() -> None:
             cmd = [sys.executable, "-c", CHILD, str(n), kind, str(args.steps)]
             cmd += [str(args.threads), args.preset, kind if args.packaged else ""]
             cmd += ["exact" if args.exact else "fast", str(args.samples)]
+            cmd += [str(args.batch_size) if args.batch_size else "auto"]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), flush=True)

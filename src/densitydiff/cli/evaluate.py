@@ -76,7 +76,9 @@ def evaluate(
     device: str = device_option(),
     threads: int | None = threads_option(),
     progress: bool | None = progress_option(),
-    batch_size: int = typer.Option(4, "--batch-size", help="Tiles per model call."),
+    batch_size: int = typer.Option(
+        None, "--batch-size", help="Tiles per model call (default: 1 on CPU, 4 on a GPU)."
+    ),
     fix_elements: bool = fix_elements_option(),
     strict_elements: bool = strict_elements_option(),
     no_models: bool = typer.Option(False, "--no-models", help="Only the classical baselines."),

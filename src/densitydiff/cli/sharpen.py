@@ -35,7 +35,10 @@ def sharpen(
         None, "--std-out", help="Per-voxel standard deviation over --samples (needs >= 2)."
     ),
     batch_size: int = typer.Option(
-        4, "--batch-size", help="Tiles per forward pass (with --exact-tiles: as many voxels)."
+        None,
+        "--batch-size",
+        help="Tiles per forward pass (default: 1 on CPU, fastest there; 4 on a GPU); with "
+        "--exact-tiles: as many voxels.",
     ),
     device: str = device_option(),
     threads: int | None = threads_option(),

@@ -115,7 +115,7 @@ def evaluate_real_map(
     samples: int = 1,
     seed: int = 0,
     device: str = "cpu",
-    batch_size: int = 4,
+    batch_size: int | None = None,
 ) -> RealMapEvaluation:
     """Measure the map, its Guinier-sharpened version and each model's output against the model.
 
