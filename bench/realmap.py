@@ -6,7 +6,7 @@ samples, the regression U-Net, the input and Guinier B sharpening. Prints a mark
 writes the rows as JSON (--out).
 
   PYTHONPATH=src python bench/realmap.py [--map M --model PDB] [--input-resolution 6.6]
-      [--samples 1 --samples 4] [--threads 2] [--out bench_realmap.json]
+      [--samples 1 --samples 4] [--threads 2] [--batch-size 4] [--out bench_realmap.json]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, action="append", default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=4, help="tiles per call (the runs' 4)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
@@ -49,7 +50,7 @@ def main() -> None:
             continue
         ev = evaluate_real_map(args.map, args.model, chosen, input_resolution=args.input_resolution,
                                target_resolution=args.target_resolution, samples=samples,
-                               device=args.device)  # fmt: skip
+                               device=args.device, batch_size=args.batch_size)  # fmt: skip
         info = ev.info
         warnings += [w for w in ev.warnings if w not in warnings]
         for r in ev.rows:
