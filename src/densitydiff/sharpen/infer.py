@@ -58,7 +58,7 @@ SOLVENT_THRESHOLD = 1.0
 MIN_EDGE = 8  # voxels per axis on the model's grid
 LOCAL_TILE = 64  # default tile edge of local networks (voxels)
 # tiles per model call when not given: on CPU one 64^3 tile per call is the fastest per tile
-# (0.62 s against 0.81 s in batches of 4 for refine's network on 2 cores, bench/sharpen.py);
+# (0.55 s against 0.65 s in calls of 4 for refine's network on 2 cores, bench/tile_batch.py);
 # a GPU wants batches
 CPU_BATCH, GPU_BATCH = 1, 4
 Corner = tuple[int, int, int]
