@@ -76,6 +76,16 @@ def test_decoded_volume_is_real_and_hermitian():
     flipped = torch.roll(torch.flip(spec, dims=(0, 1, 2)), shifts=(1, 1, 1), dims=(0, 1, 2))
     inner = slice(1, D)  # index 0 (-D/2) has no partner; it is outside the mask anyway
     assert torch.allclose(spec[inner, inner, inner], flipped[inner, inner, inner].conj(), atol=1e-6)
+    # half the points are decoded, the rest conjugated: equal to the decoder on every point
+    f = torch.arange(D, dtype=torch.float32) - D // 2
+    kz, ky, kx = torch.meshgrid(f, f, f, indexing="ij")
+    q = torch.stack([kx, ky, kz], -1).reshape(-1, 3)
+    inside = (q**2).sum(-1) < (D / 2) ** 2
+    with torch.no_grad():
+        every = model.decoder(q[inside], torch.tensor([0.1, 0.2]))
+    flat = spec.reshape(-1)
+    assert torch.allclose(flat[inside], every, atol=1e-6) and every.abs().max() > 0
+    assert not flat[~inside].any()
 
 
 def test_image_model_is_the_simulators_ctf_and_shift(tmp_path):

@@ -117,14 +117,20 @@ class HeteroVAE(nn.Module):
     @torch.no_grad()
     def volume_spectrum(self, z: Tensor, batch: int = 65536) -> Tensor:
         """The volume's centred 3-D transform (D, D, D) (z, y, x) at one latent z (zdim,); 0 outside
-        the sphere |q| < D / 2."""
+        the sphere |q| < D / 2. The decoder runs on one of each pair (q, -q), half the points;
+        F(-q) = conj F(q) fills the rest."""
         D = self.D
         f = torch.arange(D, dtype=torch.float32, device=z.device) - D // 2
         kz, ky, kx = torch.meshgrid(f, f, f, indexing="ij")
         q = torch.stack([kx, ky, kz], -1).reshape(-1, 3)
-        inside = (q**2).sum(-1) < (D / 2) ** 2
+        inside = (q**2).sum(-1) < (D / 2) ** 2  # strict: -q of every point is on the grid
+        half = torch.nonzero(inside & (hermitian_sign(q) > 0)).squeeze(1)
+        c = D // 2
+        iz, iy, ix = half // (D * D), (half // D) % D, half % D
+        neg = ((2 * c - iz) * D + (2 * c - iy)) * D + (2 * c - ix)
+        pts = q[half]
+        vals = torch.cat([self.decoder(pts[i : i + batch], z) for i in range(0, len(pts), batch)])
         out = torch.zeros(D**3, dtype=torch.complex64, device=z.device)
-        pts = q[inside]
-        vals = [self.decoder(pts[i : i + batch], z) for i in range(0, len(pts), batch)]
-        out[inside] = torch.cat(vals)
+        out[neg] = vals.conj()
+        out[half] = vals  # after: the origin is its own partner and keeps its (real) value
         return out.reshape(D, D, D)
