@@ -18,6 +18,7 @@ unchanged, float16 kept; other extra fields kept).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -90,12 +91,18 @@ def validation_pairs(paths, sharpener, args, on_result=None) -> list[tuple]:
 
 
 def export_with_scale(
-    sharpener, source, out: Path, scale: float, sampler: str | None = None, steps: int | None = None
+    sharpener,
+    source,
+    out: Path,
+    scale: float,
+    sampler: str | None = None,
+    steps: int | None = None,
+    antithetic: bool | None = None,
 ) -> Path:
     """The loaded model written again with std_scale = `scale`: same weights (float16 when the
     source file holds them so), config, geometry, name and other extra fields. A scale holds for
-    the sampling recipe it was fitted with, so `sampler`/`steps` (when given) become the file's
-    default recipe."""
+    the sampling recipe it was fitted with, so `sampler`/`steps`/`antithetic` (when given) become
+    the file's default recipe."""
     from densitydiff.sharpen.checkpoint import export_sharpener, stored_in_half
 
     return export_sharpener(
@@ -110,6 +117,7 @@ def export_with_scale(
         std_scale=scale,
         sampler=sampler,
         steps=steps,
+        antithetic=antithetic,
     )
 
 
@@ -126,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--level", type=int, default=2, choices=(1, 2), help="coverage to match")
     ap.add_argument("--sampler", default=None)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--antithetic", action=argparse.BooleanOptionalAction, default=None,
+                    help="draws in antithetic pairs or independent (default: the model's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=4)
@@ -152,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     sharpener = load_sharpener(args.checkpoint, device=args.device)
     if not sharpener.is_generative:
         raise SystemExit(f"{sharpener.name} is deterministic: it has no std map to calibrate")
+    if args.antithetic is not None:  # the recipe the scale is fitted for
+        sampling = dataclasses.replace(sharpener.model.sampling, antithetic=args.antithetic)
+        sharpener.model.sampling = sampling
     t0 = time.perf_counter()
 
     def progress(ev) -> None:
@@ -177,9 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{m['spearman_box']:.3f} |"
         )
     if args.export:
-        export_with_scale(
-            sharpener, args.checkpoint, args.export, result["scale"], args.sampler, args.steps
-        )
+        export_with_scale(sharpener, args.checkpoint, args.export, result["scale"],
+                          args.sampler, args.steps, args.antithetic)  # fmt: skip
         print(f"\nwrote {args.export} (std_scale {result['scale']:.4g})")
     if args.out:
         record = {**result, "model": sharpener.name, "structures": [str(p) for p in paths],

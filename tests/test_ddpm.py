@@ -120,6 +120,24 @@ def test_sampling_is_deterministic_for_a_seed(sampler, steps):
     assert x_star.shape == (1, 6)
 
 
+@pytest.mark.parametrize("sampler,steps", SAMPLERS)
+def test_negated_noise_mirrors_the_sample_of_an_odd_model(sampler, steps):
+    """noise_sign -1 negates every noise draw: for a denoiser odd in x_t the whole chain is odd,
+    so the antithetic partner is exactly minus the sample (a nonlinear path, all samplers)."""
+    d = DDPM(100, "linear")
+
+    def fn(x_t, t):
+        return d.output_from_x0(torch.tanh(2 * x_t), x_t, t)
+
+    def draw(sign):
+        g = torch.Generator().manual_seed(7)
+        return d.sample(fn, (3, 6), sampler=sampler, steps=steps, generator=g, noise_sign=sign)
+
+    plus = draw(1.0)
+    torch.testing.assert_close(draw(-1.0), -plus, rtol=0, atol=1e-6)
+    assert plus.abs().max() > 0.1
+
+
 def test_clip_x0_keeps_samples_in_range():
     d = DDPM(100, "linear")
     x_star = torch.full((1, 5), 6.0)  # outside the allowed range

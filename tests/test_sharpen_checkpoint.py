@@ -104,11 +104,17 @@ def test_bad_checkpoints_raise_input_errors(tmp_path):
 def test_train_export_command_packages_the_ema_weights(ddpm_run, tmp_path, cli):
     run, _ = ddpm_run
     out = tmp_path / "model.pt"
+    assert not load_sharpener(run / "checkpoints" / "last.ckpt").model.sampling.antithetic
     code, stdout, err = cli("train", "export", run, "-o", out, "--float32", "--sampler", "ddim",
-                            "--steps", "7")  # fmt: skip
+                            "--steps", "7", "--antithetic")  # fmt: skip
     assert code == 0, err
     exported = load_sharpener(out)
     assert (exported.model.sampling.sampler, exported.model.sampling.steps) == ("ddim", 7)
+    assert exported.model.sampling.antithetic  # the recipe travels in the file
+    from densitydiff.sharpen.infer import resolve_sampling
+
+    assert resolve_sampling(exported.model, None, None, "auto").antithetic
+    assert not resolve_sampling(exported.model, None, None, "auto", False).antithetic
     from_ckpt = load_sharpener(run / "checkpoints" / "last.ckpt")
     for name, value in from_ckpt.model.state_dict().items():
         assert torch.equal(exported.model.state_dict()[name], value), name

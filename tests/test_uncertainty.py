@@ -93,3 +93,6 @@ def test_a_calibrated_std_drawn_with_another_recipe_is_flagged(one_thread):
     other = sharpen_map(density, model, steps=own + 1, **kw).info["warnings"]
     assert any("not calibrated" in w and f"{own} steps" in w for w in other), other
     assert not any("calibrated" in w for w in sharpen_map(density, model, **kw).info["warnings"])
+    flipped = not model.model.sampling.antithetic  # the other way of pairing the draws
+    other = sharpen_map(density, model, antithetic=flipped, **kw).info["warnings"]
+    assert any("not calibrated" in w for w in other), other

@@ -31,6 +31,12 @@ def sharpen(
     sampler: str = typer.Option(None, "--sampler", help=f"{SAMPLER_HELP}; DDPM models."),
     steps: int = typer.Option(None, "--steps", help="Sampler steps (default: the model's)."),
     samples: int = typer.Option(1, "--samples", help="Draws from a generative model (mean)."),
+    antithetic: bool | None = typer.Option(
+        None,
+        "--antithetic/--independent-draws",
+        help="Draw the samples in antithetic pairs (mean with less sampling noise) or each "
+        "independently (default: the model's).",
+    ),
     std_out: Path = typer.Option(
         None, "--std-out", help="Per-voxel standard deviation over --samples (needs >= 2)."
     ),
@@ -79,6 +85,7 @@ def sharpen(
         seed=seed,
         progress=show_progress(progress),
         exact_tiles=exact_tiles,
+        antithetic=antithetic,
     )
     for warning in record["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)

@@ -114,6 +114,11 @@ def export(
         None, "--sampler", help=f"Default inference sampler: {SAMPLER_HELP}."
     ),
     steps: int | None = typer.Option(None, "--steps", help="Default inference sampler steps."),
+    antithetic: bool | None = typer.Option(
+        None,
+        "--antithetic/--independent-draws",
+        help="Default inference draws: in antithetic pairs or independent (default: the run's).",
+    ),
     threads: int | None = threads_option(),
 ) -> None:
     """Package a run's weights (EMA for DDPM / refine) with config, voxel size, patch, structures.
@@ -162,8 +167,9 @@ def export(
         name=output.stem,
         sampler=sampler,
         steps=steps,
+        antithetic=antithetic,
     )
-    settings = dict(which=which, half=half, sampler=sampler, steps=steps)
+    settings = dict(which=which, half=half, sampler=sampler, steps=steps, antithetic=antithetic)
     write_record(
         output.with_suffix(".json"),
         run_record(config=settings, inputs=[ckpt], started=started, output=str(output)),

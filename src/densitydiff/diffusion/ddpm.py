@@ -155,17 +155,19 @@ class DDPM:
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         clip_x0: tuple[float, float] | None = None,
+        noise_sign: float = 1.0,
     ) -> torch.Tensor:
         """Draw samples of `shape` from pure noise; deterministic for a seeded generator.
 
         sampler: "ddpm" (ancestral, all T steps; `steps` ignored), "ddim" (eta=0) or
-        "dpmsolver++" (2nd-order multistep) with `steps` steps (default 20).
+        "dpmsolver++" (2nd-order multistep) with `steps` steps (default 20). `noise_sign` -1
+        negates every noise draw (the antithetic partner of the same generator's +1 sample).
         """
         device = torch.device(device) if device is not None else torch.device("cpu")
         fn = self._clipped(model_fn, clip_x0)
-        x = torch.randn(shape, generator=generator, device=device)
+        x = noise_sign * torch.randn(shape, generator=generator, device=device)
         if sampler == "ddpm":
-            return self._ancestral(fn, x, generator)
+            return self._ancestral(fn, x, generator, noise_sign)
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}: use one of {SAMPLERS}")
 
@@ -176,7 +178,8 @@ class DDPM:
         solve = solvers.ddim_sample if sampler == "ddim" else solvers.dpmpp_2m_sample
         return solve(pred, x, self.alpha_bar, int(steps or 20))
 
-    def _ancestral(self, fn: ModelFn, x: torch.Tensor, generator) -> torch.Tensor:
+    def _ancestral(self, fn: ModelFn, x: torch.Tensor, generator, noise_sign: float = 1.0
+                   ) -> torch.Tensor:  # fmt: skip
         """Ho et al. 2020 Alg. 2 with the posterior variance beta_tilde (eq. 7)."""
         betas = self.betas.to(x.device)
         alpha_bar = self.alpha_bar.to(x.device)
@@ -192,7 +195,7 @@ class DDPM:
             ) * x
             if i > 0:
                 var = beta * (1 - ab_prev) / (1 - ab)
-                noise = torch.randn(x.shape, generator=generator, device=x.device)
+                noise = noise_sign * torch.randn(x.shape, generator=generator, device=x.device)
                 x = mean + var.sqrt() * noise
             else:
                 x = mean

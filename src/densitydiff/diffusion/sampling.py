@@ -37,11 +37,13 @@ def check_steps(steps: int | None) -> int | None:
 
 @dataclass(frozen=True)
 class Sampling:
-    """A resolved sampling recipe: sampler name, steps (ignored by ddpm), clip_x0 or None."""
+    """A resolved sampling recipe: sampler name, steps (ignored by ddpm), clip_x0 or None, and
+    whether draws come in antithetic pairs (`antithetic_noise`)."""
 
     sampler: str = "dpmsolver++"
     steps: int = 20
     clip_x0: tuple[float, float] | None = None
+    antithetic: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sampler", sampler_name(self.sampler))
@@ -52,6 +54,33 @@ class Sampling:
                 raise InputError(f"clip_x0 needs lo < hi, got {self.clip_x0}")
             object.__setattr__(self, "clip_x0", (lo, hi))
 
+    def describe(self) -> str:
+        """The recipe in words (clipping aside), e.g. "ddim with 4 steps, independent draws"."""
+        draws = "antithetic" if self.antithetic else "independent"
+        return f"{self.sampler} with {self.steps} steps, {draws} draws"
+
     def as_dict(self) -> dict:
-        """{"sampler", "steps", "clip_x0"}, for run records."""
-        return {"sampler": self.sampler, "steps": self.steps, "clip_x0": self.clip_x0}
+        """{"sampler", "steps", "clip_x0", "antithetic"}, for run records."""
+        return {"sampler": self.sampler, "steps": self.steps, "clip_x0": self.clip_x0,
+                "antithetic": self.antithetic}  # fmt: skip
+
+
+def antithetic_noise(generators, antithetic: bool):
+    """(generator, noise sign) for each draw. Antithetic variates (Hammersley & Morton 1956):
+    draw 2j+1 replays draw 2j's generator with every noise value negated (its own generator is
+    unused), so each draw is still a sample of the model while the part of the pair's mean that
+    is odd in the noise cancels; the mean of S draws then keeps far less than 1/S of the
+    sampling variance. Off: each draw its own generator, sign +1."""
+    import torch
+
+    first = None
+    for s, g in enumerate(generators):
+        if antithetic and s % 2:
+            if first is None:
+                raise ValueError("antithetic draws need a generator per draw")
+            yield torch.Generator(device=first.device).set_state(first.get_state()), -1.0
+            continue
+        first = None
+        if antithetic and g is not None:
+            first = torch.Generator(device=g.device).set_state(g.get_state())
+        yield g, 1.0

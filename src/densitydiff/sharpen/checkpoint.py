@@ -223,11 +223,13 @@ def export_sharpener(
     steps: int | None = None,
     std_scale: float | None = None,
     training_pairs: list | None = None,
+    antithetic: bool | None = None,
 ) -> Path:
     """Write a compact weights-only model file (EMA weights for DDPM / refine), atomically.
 
-    `sampler` / `steps` set the diffusion model's default inference sampler (chosen by measuring
-    quality against time, e.g. bench/samplers.py) without changing the weights. `std_scale`
+    `sampler` / `steps` / `antithetic` set the diffusion model's default inference recipe
+    (chosen by measuring quality against time, e.g. bench/samplers.py) without changing the
+    weights. `std_scale`
     (sharpen.evaluate.fit_std_scale) and `training_pairs` [(r_in, r_out)] go into `extra`.
     """
     import torch
@@ -245,6 +247,8 @@ def export_sharpener(
         config["diffusion"]["sampler"] = sampler_name(sampler)
     if steps is not None:
         config["diffusion"]["sample_steps"] = int(steps)
+    if antithetic is not None:
+        config["diffusion"]["antithetic"] = bool(antithetic)
     data = {
         "format": FORMAT,
         "name": name or Path(out).stem,

@@ -45,6 +45,7 @@ class DiffusionConfig:
     sample_steps: int = 20
     clip_x0: list[float] | None = None  # [lo, hi] in the normalised space, or None
     residual: bool = False  # diffuse target - input instead of the target
+    antithetic: bool = False  # inference draws in antithetic pairs (sampling.antithetic_noise)
 
 
 @dataclass

@@ -178,12 +178,16 @@ def covers_unit_cell(density: DensityMap) -> bool:
 
 
 def resolve_sampling(
-    model, sampler: str | None, steps: int | None, clip_x0: tuple[float, float] | None | str
+    model,
+    sampler: str | None,
+    steps: int | None,
+    clip_x0: tuple[float, float] | None | str,
+    antithetic: bool | None = None,
 ) -> Sampling | None:
     """The model's default Sampling with the caller's choices on top (None: not a diffusion).
 
     clip_x0: "auto" (the model's bounds, else DEFAULT_CLIP_X0), None (the model's bounds, if
-    any) or (lo, hi).
+    any) or (lo, hi). antithetic: None keeps the model's.
     """
     default = model.sampling
     if default is None:
@@ -192,7 +196,8 @@ def resolve_sampling(
         clip_x0 = default.clip_x0 if default.clip_x0 is not None else DEFAULT_CLIP_X0
     elif clip_x0 is None:
         clip_x0 = default.clip_x0
-    return Sampling(sampler or default.sampler, steps or default.steps, clip_x0)
+    pairs = default.antithetic if antithetic is None else bool(antithetic)
+    return Sampling(sampler or default.sampler, steps or default.steps, clip_x0, pairs)
 
 
 def _tiling(checkpoint: SharpenCheckpoint, tile, overlap, margin) -> tuple[int, int, int]:
@@ -453,8 +458,12 @@ def sharpen_map(
     solvent_threshold: float | None = SOLVENT_THRESHOLD,
     clip_x0: tuple[float, float] | None | str = "auto",
     exact_tiles: bool = False,
+    antithetic: bool | None = None,
 ) -> SharpenResult:
     """Sharpen `density` tile by tile; the result lies on the input's grid and scale.
+
+    `antithetic` (diffusion models; None: the model's recipe) draws the samples in antithetic
+    pairs (`diffusion.sampling.antithetic_noise`): their mean keeps less sampling noise.
 
     `exact_tiles` (local deterministic models only) makes the result equal one pass over the
     whole map; it runs every tile (no solvent skipping), ignores `overlap` and `margin`, and
@@ -467,7 +476,7 @@ def sharpen_map(
     sampler = sampler_name(sampler) if sampler is not None else None
     steps = check_steps(steps)
     checkpoint = load_sharpener(sharpener, device=device)
-    sampling = resolve_sampling(checkpoint.model, sampler, steps, clip_x0)
+    sampling = resolve_sampling(checkpoint.model, sampler, steps, clip_x0, antithetic)
     voxel = float(checkpoint.voxel_size)
     if target_resolution < 2 * voxel - 1e-6:
         raise InputError(
@@ -522,10 +531,10 @@ def sharpen_map(
     info["warnings"] = guard_warnings(checkpoint, input_resolution, target_resolution, density)
     fitted = getattr(checkpoint.model, "sampling", None)
     if (samples > 1 and checkpoint.std_scale != 1.0 and sampling is not None
-            and (sampling.sampler, sampling.steps) != (fitted.sampler, fitted.steps)):  # fmt: skip
+            and sampling.describe() != fitted.describe()):  # fmt: skip
         info["warnings"].append(
-            f"the std map's scale {checkpoint.std_scale:g} was fitted for {fitted.sampler} with "
-            f"{fitted.steps} steps, not {sampling.sampler} with {sampling.steps}: its coverage "
+            f"the std map's scale {checkpoint.std_scale:g} was fitted for {fitted.describe()}, "
+            f"not {sampling.describe()}: its coverage "
             "is not calibrated (bench/calibrate.py fits a scale for a recipe)"
         )
     return SharpenResult(

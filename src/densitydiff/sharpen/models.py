@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from densitydiff.diffusion.ddpm import DDPM
-from densitydiff.diffusion.sampling import Sampling
+from densitydiff.diffusion.sampling import Sampling, antithetic_noise
 from densitydiff.nn.unet3d import UNet3D
 from densitydiff.nn.vae3d import ConditionalVAE3d
 from densitydiff.sharpen.config import SharpenConfig
@@ -178,7 +178,7 @@ class DDPMSharpener(SharpeningModel):
         self.net = UNet3D(2, 1, **_net_kwargs(config))
         d = config.diffusion
         self.ddpm = DDPM(d.timesteps, d.schedule, d.prediction)
-        self.sampling = Sampling(d.sampler, d.sample_steps, d.clip_x0)  # the default
+        self.sampling = Sampling(d.sampler, d.sample_steps, d.clip_x0, d.antithetic)  # default
         self.residual = d.residual
 
     def model_fn(self, inp, input_resolution=None, target_resolution=None):
@@ -203,8 +203,10 @@ class DDPMSharpener(SharpeningModel):
         *,
         generator: torch.Generator | None = None,
         sampling: Sampling | None = None,
+        noise_sign: float = 1.0,
     ) -> torch.Tensor:
-        """Sample y_0 given the input (normalised space); deterministic for a seeded generator."""
+        """Sample y_0 given the input (normalised space); deterministic for a seeded generator
+        (`noise_sign` -1: its antithetic partner)."""
         s = sampling or self.sampling
         y0 = self.ddpm.sample(
             self.model_fn(inp, input_resolution, target_resolution),
@@ -214,8 +216,18 @@ class DDPMSharpener(SharpeningModel):
             generator=generator,
             device=inp.device,
             clip_x0=s.clip_x0,
+            noise_sign=noise_sign,
         )
         return inp + y0 if self.residual else y0
+
+    @torch.no_grad()
+    def sharpen_draws(self, inp, input_resolution=None, target_resolution=None, *,
+                      generators, sampling=None) -> torch.Tensor:  # fmt: skip
+        """One draw per generator; in antithetic pairs when the recipe says so."""
+        s = sampling or self.sampling
+        return torch.stack([self.sharpen(inp, input_resolution, target_resolution, generator=g,
+                                         sampling=s, noise_sign=sign)
+                            for g, sign in antithetic_noise(generators, s.antithetic)])  # fmt: skip
 
 
 def predictor_config(config: SharpenConfig) -> SharpenConfig:
@@ -245,7 +257,8 @@ class RefineSharpener(SharpeningModel):
         self.ddpm = DDPM(d.timesteps, d.schedule, d.prediction)
         self.clip_residual = tuple(r.clip_residual) if r.clip_residual is not None else None
         # the default chain clamps its x0 (the residual) to the same bounds
-        self.sampling = Sampling(d.sampler, d.sample_steps, self.clip_residual or d.clip_x0)
+        self.sampling = Sampling(d.sampler, d.sample_steps, self.clip_residual or d.clip_x0,
+                                 d.antithetic)  # fmt: skip
         self.freeze_predictor = bool(r.freeze_predictor)
         if self.freeze_predictor:  # eval now too: Lightning keeps each submodule's own mode
             self.predictor.requires_grad_(False).eval()
@@ -301,6 +314,7 @@ class RefineSharpener(SharpeningModel):
         *,
         generator: torch.Generator | None = None,
         sampling: Sampling | None = None,
+        noise_sign: float = 1.0,
     ) -> torch.Tensor:
         """One residual per patch given [input, prediction], clamped to clip_residual."""
         s = sampling or self.sampling
@@ -312,6 +326,7 @@ class RefineSharpener(SharpeningModel):
             generator=generator,
             device=inp.device,
             clip_x0=s.clip_x0,
+            noise_sign=noise_sign,
         )
         return y0 if self.clip_residual is None else y0.clamp(*self.clip_residual)
 
@@ -326,22 +341,20 @@ class RefineSharpener(SharpeningModel):
         sampling: Sampling | None = None,
     ) -> torch.Tensor:
         """prediction + one sampled residual; deterministic for a seeded generator."""
-        pred = self.predictor(inp, input_resolution, target_resolution)
-        residual = self.sample_residual(
-            inp, pred, input_resolution, target_resolution, generator=generator, sampling=sampling
-        )
-        return pred + residual
+        return self.sharpen_draws(inp, input_resolution, target_resolution,
+                                  generators=[generator], sampling=sampling)[0]  # fmt: skip
 
     @torch.no_grad()
     def sharpen_draws(self, inp, input_resolution=None, target_resolution=None, *,
                       generators, sampling=None) -> torch.Tensor:  # fmt: skip
-        """`sharpen` per generator with the prediction computed once: S draws cost 1 + S
-        chains instead of S (1 + chain), the same values."""
+        """prediction + a sampled residual per generator (in antithetic pairs when the recipe
+        says so), the prediction computed once: S draws cost 1 + S chains, not S (1 + chain)."""
+        s = sampling or self.sampling
         pred = self.predictor(inp, input_resolution, target_resolution)
         res = (input_resolution, target_resolution)
         return torch.stack([pred + self.sample_residual(inp, pred, *res, generator=g,
-                                                        sampling=sampling)
-                            for g in generators])  # fmt: skip
+                                                        sampling=s, noise_sign=sign)
+                            for g, sign in antithetic_noise(generators, s.antithetic)])  # fmt: skip
 
 
 def build_model(config: SharpenConfig) -> SharpeningModel:
