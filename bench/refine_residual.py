@@ -8,7 +8,10 @@ the true residual's. A residual model that has learned the posterior has corr > 
 of the mean below the prediction's; one that has not adds error.
 
   PYTHONPATH=src python bench/refine_residual.py --store real32.zarr --checkpoint refine \
-      [--pair 4:2] [--patches 32] [--samples 4] [--recipe ddim:10 --recipe ddim:50]
+      [--pair 4:2] [--patches 32] [--samples 4] [--recipe ddim:10 --recipe ddim:4:anti]
+
+A recipe SAMPLER:STEPS draws independently; SAMPLER:STEPS:anti in antithetic pairs
+(densitydiff.diffusion.sampling.antithetic_noise), whose mean cancels the part odd in the noise.
 """
 
 from __future__ import annotations
@@ -29,14 +32,14 @@ def main() -> None:
     ap.add_argument("--pair", default="4:2")
     ap.add_argument("--patches", type=int, default=32)
     ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--recipe", action="append", help="SAMPLER:STEPS (repeatable)")
+    ap.add_argument("--recipe", action="append", help="SAMPLER:STEPS[:anti] (repeatable)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from densitydiff.data.dataset import PatchDataset
-    from densitydiff.diffusion.sampling import Sampling
+    from densitydiff.diffusion.sampling import Sampling, antithetic_noise
     from densitydiff.sharpen.checkpoint import load_sharpener
 
     pair = tuple(float(v) for v in args.pair.split(":"))
@@ -50,8 +53,10 @@ def main() -> None:
     recipes = args.recipe or [f"{model.sampling.sampler}:{model.sampling.steps}"]
     rows = []
     for recipe in recipes:
-        name, steps = recipe.split(":")
-        sampling = Sampling(name, int(steps), clip)
+        name, steps, *pairing = recipe.split(":")
+        if pairing not in ([], ["anti"]):
+            raise SystemExit(f"--recipe {recipe}: use SAMPLER:STEPS or SAMPLER:STEPS:anti")
+        sampling = Sampling(name, int(steps), clip, antithetic=pairing == ["anti"])
         keys = ("pred", "one", "mean", "draw_rms", "mean_rms", "spread")
         acc = {k: 0.0 for k in keys}
         dots, norms_r, norms_t = 0.0, 0.0, 0.0
@@ -64,15 +69,15 @@ def main() -> None:
             r_out = torch.tensor([c["target_resolution"] for c in chunk], dtype=torch.float32)
             with torch.no_grad():
                 pred = model.predictor(inp, r_in, r_out)
-                g = torch.Generator().manual_seed(1000 + b)
+                gens = [torch.Generator().manual_seed((1000 + b) * 1000 + s)
+                        for s in range(args.samples)]  # fmt: skip
                 draws = torch.stack(
                     [
-                        model.sample_residual(
-                            inp, pred, r_in, r_out, generator=g, sampling=sampling
-                        )
-                        for _ in range(args.samples)
+                        model.sample_residual(inp, pred, r_in, r_out, generator=g,
+                                              sampling=sampling, noise_sign=sign)
+                        for g, sign in antithetic_noise(gens, sampling.antithetic)
                     ]
-                )
+                )  # fmt: skip
             true_r = tgt - pred
             mean_r = draws.mean(0)
             k = len(chunk) / n

@@ -27,7 +27,7 @@ step "simulate map" $DD simulate map "$EX/1orc.pdb.gz" -o a4.mrc -r 4
 step "simulate map --like" $DD simulate map "$EX/1orc.pdb.gz" -o a6.mrc -r 6 --like a4.mrc
 step "fsc" $DD fsc a4.mrc a6.mrc --json
 step "compare" $DD compare a6.mrc a4.mrc --json
-step "sharpen (default DDPM)" $DD sharpen a6.mrc -o s.mrc --input-resolution 6 --steps 2
+step "sharpen (default model)" $DD sharpen a6.mrc -o s.mrc --input-resolution 6 --steps 2
 step "evaluate --report" $DD evaluate "$EX/1orc.pdb.gz" -c default --steps 1 --report rep
 step "simulate particles" $DD simulate particles -o parts --device cpu \
   --structures "$EX/1orc.pdb.gz" "$EX/1orc.pdb.gz" --n-images 8 --box 32 --pixel-size 3
