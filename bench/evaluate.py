@@ -72,6 +72,7 @@ def add_input_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--snr", default=None, help="input noise: low-frequency SNR or LO:HI")
     ap.add_argument("--input-resolution", type=float, default=4.0)
     ap.add_argument("--target-resolution", type=float, default=2.0)
+    ap.add_argument("--padding", type=float, default=10.0, help="Å of solvent around the atoms")
 
 
 def input_words(args) -> str:
@@ -79,6 +80,7 @@ def input_words(args) -> str:
     if args.global_b not in ("0", "0:0"):
         parts.append(f"global B {args.global_b} Å^2")
     parts.append(f"SNR {args.snr}" if args.snr else "no noise")
+    parts.append(f"{args.padding:g} Å padding")
     return ", ".join(parts)
 
 
@@ -175,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         input_b_factors=args.b_factors,
         input_global_b=args.global_b,
         input_snr=args.snr,
+        padding=args.padding,
     )
     summary = summarise(rows)
     print(format_table(rows, summary), file=sys.stderr)

@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 
 from densitydiff import DensityMap, InputError
-from densitydiff.filters import bfactor, lowpass, pad_or_crop, resample, unzscore, zscore
+from densitydiff.filters import (
+    MOLECULE_PADDING,
+    bfactor,
+    lowpass,
+    molecule_box,
+    otsu_threshold,
+    pad_or_crop,
+    resample,
+    unzscore,
+    zscore,
+)
 
 VOXEL = (0.8, 1.0, 1.25)  # anisotropic (z, y, x)
 SHAPE = (40, 36, 30)  # non-cubic
@@ -150,3 +160,35 @@ def test_hard_lowpass_keeps_a_frequency_exactly_on_the_cutoff():
     assert s[3, 4, 0] > 1.0 / r  # the float noise this test is about
     assert lowpass_kernel(s, r, "hard")[3, 4, 0] == 1.0
     assert lowpass_kernel(s, r * (1 + 1e-6), "hard")[3, 4, 0] == 0.0  # truly beyond: cut
+
+
+def test_otsu_threshold_falls_between_two_populations():
+    """Two well-separated normal populations (means 0 and 10, std 1): Otsu's split lies in the
+    gap between them (beyond 3 std of each), where it misclassifies under 0.2 % of either."""
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(0, 1, 20000), rng.normal(10, 1, 20000)])
+    assert 3.0 < otsu_threshold(values) < 7.0
+    # a minority class (5 %) is still split from the majority
+    values = np.concatenate([rng.normal(0, 1, 38000), rng.normal(10, 1, 2000)])
+    assert 2.0 < otsu_threshold(values) < 8.0
+
+
+@pytest.mark.parametrize("voxel", [1.0, (1.0, 1.5, 2.0)])
+def test_molecule_box_is_the_density_box_grown_by_the_padding(voxel):
+    """A block of density in a large, noisy solvent box: the box is the block plus the padding
+    (in voxels per axis), clipped to the map where the block nears its edge."""
+    a = np.random.default_rng(1).normal(0, 0.05, (96, 80, 72)).astype(np.float32)
+    a[30:50, 40:60, 60:70] += 1.0
+    box = molecule_box(a, voxel)
+    pads = [int(np.ceil(MOLECULE_PADDING / v)) for v in np.broadcast_to(voxel, 3)]
+    for sl, (lo, hi), pad, n in zip(box, [(30, 50), (40, 60), (60, 70)], pads, a.shape):
+        assert abs(sl.start - max(0, lo - pad)) <= 1, (sl, lo, pad)
+        assert abs(sl.stop - min(n, hi + pad)) <= 1, (sl, hi, pad)
+    assert box[2].stop == 72  # the block is 2 voxels from the x edge: clipped
+
+
+def test_molecule_box_of_a_constant_or_filled_map_is_the_whole_grid():
+    assert molecule_box(np.ones((10, 12, 14)), 1.0) == (slice(0, 10), slice(0, 12), slice(0, 14))
+    filled = np.random.default_rng(2).normal(0, 1, (30, 30, 30))
+    box = molecule_box(filled, 1.0)
+    assert all(sl.start == 0 and sl.stop == 30 for sl in box), box

@@ -205,23 +205,35 @@ def test_deterministic_model_with_samples_gives_zero_std():
     assert res.std is not None and np.all(res.std.array == 0)
 
 
-def test_all_solvent_tiles_are_skipped_and_keep_the_input():
+def test_all_solvent_tiles_are_skipped_and_keep_the_input_at_the_models_solvent_level():
+    """An affine 'model' (2 z + 1): run tiles give 2 z + 1, skipped tiles the input z shifted by
+    what the model makes of pure solvent (2 f + 1 at the solvent level f), so at solvent both
+    agree and the output has no step; the model never sees a skipped tile."""
     config, _ = _tiny()
+    seen = []
 
-    class Boom(Identity):
+    class Affine(Identity):
         def sharpen(self, inp, *a, **k):
-            return inp * 0 + 1000.0  # would show if a solvent tile ran
+            seen.append(inp.clone())
+            return 2 * inp + 1
 
     vol = np.zeros((48, 16, 16), np.float32)
     vol[:12] = blobs(16, np.random.default_rng(4), count=20)[:12] * 10
     vol += np.random.default_rng(5).normal(0, 0.01, vol.shape).astype(np.float32)
     res = sharpen_map(
-        DensityMap(vol, 1.0), _sharpener(Boom(), config), input_resolution=4, target_resolution=2
+        DensityMap(vol, 1.0), _sharpener(Affine(), config), input_resolution=4, target_resolution=2
     )
     assert res.n_skipped > 0 and res.n_skipped < res.n_tiles
-    far = res.mean.array[40:]  # covered only by skipped tiles: the input comes back
-    assert np.allclose(far, vol[40:], atol=1e-4)
-    assert res.mean.array[:8].min() > 100  # the molecule's tiles did run
+    mu, sd = res.info["input_mean"], res.info["input_std"]
+    z = (vol - mu) / sd
+    fill = float(np.median(z[z < np.percentile(z, 50)]))  # the map's solvent level
+    probe = [t for t in seen if float(t.max() - t.min()) == 0.0]
+    assert len(probe) == 1 and abs(float(probe[0].mean()) - fill) < 1e-5  # one solvent probe
+    assert all(float(t.max()) > 1.0 for t in seen if t is not probe[0])  # no solvent tile ran
+    far = res.mean.array[40:]  # covered only by skipped tiles: the input, shifted by f + 1
+    assert np.allclose(far, vol[40:] + (fill + 1) * sd, atol=1e-3 * sd)
+    near = res.mean.array[:8]  # the molecule's tiles ran: 2 z + 1
+    assert np.allclose(near, (2 * z[:8] + 1) * sd + mu, atol=1e-3 * sd)
 
 
 def test_orthogonal_unit_cell_map_is_periodic_and_keeps_its_cell():
@@ -288,3 +300,43 @@ def test_bad_maps_raise_input_errors():
             input_resolution=4,
             target_resolution=2,
         )
+
+
+def test_a_molecule_in_a_large_solvent_box_is_sharpened_as_in_its_own_box():
+    """Real maps sit in boxes of mostly solvent; the training maps' box is the atoms plus a few
+    Å. The packaged model must sharpen 1orc the same in a box 24 Å wider on each side as in its
+    own: the z-score comes from the molecule's box (a whole-grid z-score more than doubles the
+    density's z values here and costs 0.08 of CC_mask)."""
+    from conftest import EXAMPLES
+
+    from densitydiff.filters import zscore
+    from densitydiff.sharpen.evaluate import resolve_sharpeners
+    from densitydiff.sharpen.infer import normalise
+    from densitydiff.simulate.density import atom_mask, simulate_map
+    from densitydiff.structures import read_structure
+
+    structure = read_structure(EXAMPLES / "1orc.pdb.gz")
+    own = simulate_map(structure, 4.0, 1.0, padding=8.0, use_b_factors=True)
+    k = 24
+    shape = tuple(n + 2 * k for n in own.shape)
+    big_grid = DensityMap(np.zeros(shape, np.float32), 1.0, tuple(o - k for o in own.origin))
+    big = simulate_map(structure, 4.0, like=big_grid, use_b_factors=True)
+    inner = tuple(slice(k, k + n) for n in own.shape)
+    assert np.corrcoef(big.array[inner].ravel(), own.array.ravel())[0, 1] > 0.999  # same atoms
+
+    # the scale the model sees: as the training store's whole-grid z-score of the own box
+    _, (mean, std) = zscore(own.array)
+    _, (big_mean, big_std) = normalise(big)
+    assert abs(big_std / std - 1) < 0.1 and abs(big_mean - mean) < 0.1 * std
+    assert big.array.std() < 0.5 * std  # what the whole big grid would have given
+
+    model = resolve_sharpeners(["regression"])[0]
+    kw = dict(input_resolution=4.0, target_resolution=2.0)
+    out_own = sharpen_map(own, model, **kw).mean.array
+    out_big = sharpen_map(big, model, **kw).mean.array[inner]
+    truth = simulate_map(structure, 2.0, like=own).array
+    mask = atom_mask(structure, like=own, radius=3.0)
+    cc = [np.corrcoef(x[mask], truth[mask])[0, 1] for x in (own.array, out_own, out_big)]
+    assert cc[1] > cc[0] + 0.1, cc  # the model sharpens
+    assert abs(cc[2] - cc[1]) < 0.01, cc  # and does so in the big box too
+    assert np.corrcoef(out_big[mask], out_own[mask])[0, 1] > 0.99

@@ -161,6 +161,56 @@ def zscore(array: np.ndarray, mask=None) -> tuple[np.ndarray, tuple[float, float
     return ((a - mean) / std).astype(a.dtype if a.dtype.kind == "f" else float), (mean, std)
 
 
+MOLECULE_PADDING = 9.0  # Å around the density's bounding box: the training boxes' z-score
+MOLECULE_SMOOTHING = 2.0  # Å, sigma of the Gaussian the molecule is found on
+MOLECULE_TRIM = 1e-3  # fraction of above-threshold voxels each box face may leave out
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold: the histogram split that maximises the between-class variance."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    counts, edges = np.histogram(v, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(counts)[:-1]
+    w1 = v.size - w0
+    cum = np.cumsum(counts * centres)
+    m0 = cum[:-1] / np.maximum(w0, 1)
+    m1 = (cum[-1] - cum[:-1]) / np.maximum(w1, 1)
+    return float(edges[1:-1][np.argmax(w0 * w1 * (m0 - m1) ** 2)])
+
+
+def molecule_box(array: np.ndarray, voxel_size, padding: float = MOLECULE_PADDING) -> tuple:
+    """(z, y, x) slices of the box a training map would have around this map's molecule.
+
+    Training maps are z-scored over their box, the atoms' bounding box plus a fixed padding; a
+    real map often sits in a box of mostly solvent, whose whole-grid z-score would shrink its
+    density's scale several-fold. The molecule is where the map smoothed with a Gaussian of
+    MOLECULE_SMOOTHING Å lies above Otsu's threshold; its bounding box (each face may leave
+    out MOLECULE_TRIM of those voxels, so specks of noise do not stretch it) grows by
+    `padding` Å and is clipped to the map. A constant map gives the whole grid.
+    """
+    from scipy import ndimage
+
+    a = _array3(array)
+    voxel = np.asarray(voxel_triple(voxel_size))
+    smooth = ndimage.gaussian_filter(
+        a.astype(np.float32), MOLECULE_SMOOTHING / voxel, mode="nearest"
+    )
+    if not float(smooth.max()) > float(smooth.min()):
+        return tuple(slice(0, n) for n in a.shape)
+    inside = smooth > otsu_threshold(smooth)
+    del smooth
+    box = []
+    for axis, n in enumerate(a.shape):
+        others = tuple(i for i in range(3) if i != axis)
+        cum = np.cumsum(inside.sum(axis=others))
+        lo = int(np.searchsorted(cum, MOLECULE_TRIM * cum[-1], side="right"))
+        hi = int(np.searchsorted(cum, (1 - MOLECULE_TRIM) * cum[-1], side="left"))
+        pad = int(np.ceil(padding / voxel[axis]))
+        box.append(slice(max(0, lo - pad), min(n, hi + 1 + pad)))
+    return tuple(box)
+
+
 def unzscore(array: np.ndarray, stats: tuple[float, float]) -> np.ndarray:
     """Undo `zscore`: array * std + mean."""
     mean, std = stats

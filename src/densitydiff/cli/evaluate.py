@@ -54,6 +54,11 @@ def evaluate(
         help="Add noise to the input at this low-frequency SNR (or LO:HI, "
         "log-uniform from --seed); its half-map FSC crosses 0.143 at the input resolution.",
     ),
+    padding: float = typer.Option(
+        10.0,
+        "--padding",
+        help="Solvent around the atoms in the simulated box (Å); real maps often have 40 or more.",
+    ),
     checkpoint: list[str] | None = typer.Option(
         None,
         "--checkpoint",
@@ -111,6 +116,7 @@ def evaluate(
     from densitydiff.errors import InputError
     from densitydiff.outputs import atomic_dir, check_output_dir, check_record_path
     from densitydiff.sharpen.evaluate import (
+        check_padding,
         check_resolutions,
         check_samples,
         check_sampling,
@@ -124,9 +130,9 @@ def evaluate(
     start = time.perf_counter()
     set_threads(threads)
     if map_path is not None or model_path is not None or half_maps:
-        if input_b_factors or input_snr is not None or input_global_b != "0":
-            raise InputError("--input-b-factors/--input-global-b/--input-snr shape a simulated "
-                             "input; a real map (--map) is its own input")  # fmt: skip
+        if input_b_factors or input_snr is not None or input_global_b != "0" or padding != 10.0:
+            raise InputError("--input-b-factors/--input-global-b/--input-snr/--padding shape a "
+                             "simulated input; a real map (--map) is its own input")  # fmt: skip
         _evaluate_real(map_path, model_path, structures, half_maps, checkpoint, no_models,
                        input_resolution, target_resolution, sampler, steps, samples, seed,
                        device, batch_size, as_json)  # fmt: skip
@@ -142,6 +148,7 @@ def evaluate(
         raise InputError(f"structure file not found: {', '.join(missing)}")
     check_sampling(sampler, steps)
     check_samples(samples)
+    check_padding(padding)
     knobs = input_realism(input_b_factors, input_global_b, input_snr)
     device = check_device(device)
     if report is not None:
@@ -171,6 +178,7 @@ def evaluate(
             input_b_factors=input_b_factors,
             input_global_b=input_global_b,
             input_snr=input_snr,
+            padding=padding,
             on_result=on_result,
             device=device,
             batch_size=batch_size,
@@ -188,6 +196,7 @@ def evaluate(
             "seed": seed,
             "samples": samples,
             "input simulation": _input_description(knobs),
+            "padding (Å)": padding,
         }
         if csv_out is not None:
             write_csv(rows, csv_out)

@@ -85,6 +85,17 @@ def check_samples(samples) -> int:
     return int(samples)
 
 
+def check_padding(padding) -> float:
+    """The simulated box's padding around the atoms (Å): a finite number >= 0."""
+    try:
+        value = float(padding)
+    except (TypeError, ValueError):
+        raise InputError(f"the padding must be a number of Å, got {padding!r}") from None
+    if not np.isfinite(value) or value < 0:
+        raise InputError(f"the padding must be >= 0 Å, got {padding!r}")
+    return value
+
+
 def resolve_sharpeners(sharpeners: Sequence, device: str = "cpu") -> list:
     """Load every name or path (densitydiff.sharpen.checkpoint.load_sharpener); names unique."""
     from densitydiff.sharpen.checkpoint import load_sharpener
@@ -197,6 +208,7 @@ def evaluate_structure(
     r_in, r_out = check_resolutions(input_resolution, target_resolution)
     check_sampling(sampler, steps)
     check_samples(samples)
+    check_padding(padding)
     knobs = input_realism(input_b_factors, input_global_b, input_snr)
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
@@ -288,6 +300,7 @@ def evaluate_structures(
     samples: int = 1,
     baselines: Sequence[str] = BASELINES,
     on_result: Callable[[StructureEvaluation], None] | None = None,
+    padding: float = 10.0,
     device: str = "cpu",
     batch_size: int | None = None,
     fix_elements: bool = False,
@@ -309,6 +322,7 @@ def evaluate_structures(
     check_resolutions(input_resolution, target_resolution)
     check_sampling(sampler, steps)
     check_samples(samples)
+    check_padding(padding)
     input_realism(input_b_factors, input_global_b, input_snr)
     if not structures:
         raise InputError("no structures given")
@@ -331,6 +345,7 @@ def evaluate_structures(
             seed=seed,
             samples=samples,
             baselines=baselines,
+            padding=padding,
             device=device,
             batch_size=batch_size,
             fix_elements=fix_elements,

@@ -1,7 +1,9 @@
 """Sharpen a whole map with a trained model: resample, z-score, tile, run, blend, map back.
 
 1. The map is Fourier-resampled onto the model's voxel size (skipped when it already has it).
-2. It is z-scored over the whole grid, as the training store normalises each simulated grid.
+2. It is z-scored with the mean and std over its molecule's box (`filters.molecule_box`: the
+   density's bounding box plus 9 Å), the box the training store z-scores each simulated map
+   over, so a molecule in a large solvent box is seen at the scale the model was trained on.
 3. Cubic tiles of the model's patch edge (overlap patch/2 by default) are cut lazily, with the
    map's mean solvent level outside the box (or wrapped around for a map that covers a whole
    crystallographic unit cell), run through the model in batches of `batch_size`, and blended
@@ -11,7 +13,9 @@
    weights' sum, one weighted sum per draw, the mean and M2 over draws) are ever held: memory
    grows with the map and the number of samples, not beyond.
 4. Tiles whose contributing region is all solvent (no normalised voxel above
-   `solvent_threshold`, 1.0 by default) are not run: they contribute the normalised input.
+   `solvent_threshold`, 1.0 by default) are not run: they contribute the normalised input,
+   shifted by what the model makes of a tile of pure solvent (`solvent_response`, one tile
+   run once), so the solvent level does not step where run and skipped tiles meet.
    With `exact_tiles` (a local deterministic network: channel norm, no attention) every tile
    is run, the margin is the network's receptive radius and the tile edge four margins, so
    the blend equals one pass of the network over the whole (padded) map.
@@ -56,6 +60,7 @@ from densitydiff.sharpen.tiling import (
 DEFAULT_CLIP_X0 = (-10.0, 60.0)
 SOLVENT_THRESHOLD = 1.0
 MIN_EDGE = 8  # voxels per axis on the model's grid
+SOLVENT_PROBE = -1  # the batch index (noise seed) of the solvent_response tile
 LOCAL_TILE = 64  # default tile edge of local networks (voxels)
 # tiles per model call when not given: on CPU one 64^3 tile per call is the fastest per tile
 # (0.55 s against 0.65 s in calls of 4 for refine's network on 2 cores, bench/tile_batch.py);
@@ -262,11 +267,26 @@ def to_model_grid(density: DensityMap, voxel: float) -> tuple[DensityMap, bool]:
     return work, resampled
 
 
-def normalise(density: DensityMap) -> tuple[DensityMap, tuple[float, float]]:
-    """The map z-scored over the whole grid, as the training store normalises, and (mean, std)."""
-    from densitydiff.filters import zscore
+def normalise(
+    density: DensityMap, periodic: bool = False
+) -> tuple[DensityMap, tuple[float, float]]:
+    """The map z-scored with the mean and std of its molecule's box, and (mean, std).
 
-    z, stats = zscore(density.array)
+    The training store z-scores each map over its box, the atoms plus a few Å; the mean and std
+    here come from the same box found in the map (filters.molecule_box), so a molecule in a
+    box of mostly solvent gets the scale its training counterparts had. A map that covers a
+    whole unit cell (`periodic`) has no solvent box: its whole grid is used.
+    """
+    from densitydiff.filters import molecule_box, zscore
+
+    box = (
+        tuple(slice(0, n) for n in density.shape)
+        if periodic
+        else molecule_box(density.array, density.voxel_size)
+    )
+    inside = np.zeros(density.shape, dtype=bool)
+    inside[box] = True
+    z, stats = zscore(density.array, inside)
     return density.with_array(z), stats
 
 
@@ -345,12 +365,25 @@ def tile_predictor(
     return predict
 
 
+def solvent_response(plan: TilePlan, predict: Predict) -> float:
+    """What the model makes of pure solvent: its mean output (over draws, where the blend
+    weight is non-zero) on one tile filled with the map's solvent level, in normalised units."""
+    block = np.full((1,) + (plan.tile,) * 3, plan.fill, np.float32)
+    out = predict(block, SOLVENT_PROBE)[:, 0]
+    return float(out[:, plan.weight > 0].mean())
+
+
 def blend_draws(
     plan: TilePlan, z: np.ndarray, predict: Predict, draws: int, on_tiles=None
 ) -> list[np.ndarray]:
     """Every draw over the whole map, tile batch by tile batch (all draws of a batch at once,
-    so work they share is done once): run, blend, divide by the weight sum."""
+    so work they share is done once): run, blend, divide by the weight sum.
+
+    Skipped (all-solvent) tiles contribute the input shifted by what the model makes of solvent
+    (`solvent_response` minus the solvent level): the network moves the solvent level, and
+    unshifted they would leave a step around the run tiles."""
     totals = [np.zeros(plan.shape, np.float32) for _ in range(draws)]
+    shift = solvent_response(plan, predict) - plan.fill if plan.skipped else 0.0
     batch: list[Corner] = []
     n_batch = 0
 
@@ -364,7 +397,7 @@ def blend_draws(
 
     for corner in plan.corners:
         if corner in plan.skipped:
-            block = extract(z, corner, plan.tile, plan.fill, plan.periodic)
+            block = extract(z, corner, plan.tile, plan.fill, plan.periodic) + shift
             for total in totals:
                 accumulate(total, block, plan.weight, corner, plan.periodic)
             if on_tiles is not None:
@@ -488,7 +521,7 @@ def sharpen_map(
                            exact_tiles=exact_tiles)  # fmt: skip
     periodic = covers_unit_cell(density)
     work, resampled = to_model_grid(density, voxel)
-    z, stats = normalise(work)
+    z, stats = normalise(work, periodic)
     del work
     plan = plan_tiles(z.array, tiling, periodic)
     samples = int(samples)
