@@ -128,6 +128,10 @@ def test_zscore_and_inverse():
     zm, (mm, sm) = zscore(a, mask)
     assert mm == pytest.approx(a[mask].mean()) and sm == pytest.approx(a[mask].std())
     assert abs(zm[mask].mean()) < 1e-9
+    box = (slice(2, 7), slice(0, 11), slice(5, 12))  # a box of slices: stats over it alone
+    zb, (mb, sb) = zscore(a, box)
+    assert mb == pytest.approx(a[2:7, :, 5:].mean()) and sb == pytest.approx(a[2:7, :, 5:].std())
+    assert zb.shape == a.shape and abs(zb[box].mean()) < 1e-9
 
 
 def test_bad_inputs():

@@ -148,9 +148,13 @@ def pad_or_crop(array: np.ndarray, shape, value: float = 0.0) -> np.ndarray:
 
 
 def zscore(array: np.ndarray, mask=None) -> tuple[np.ndarray, tuple[float, float]]:
-    """(array - mean) / std with mean and std over `mask` (or all voxels); returns (z, stats)."""
+    """(array - mean) / std with mean and std over `mask` (all voxels if None; a boolean array,
+    or a tuple of slices: a box, read as a view); returns (z, stats)."""
     a = np.asarray(array)
-    values = a if mask is None else a[np.asarray(mask, dtype=bool)]
+    if mask is None:
+        values = a
+    else:
+        values = a[mask if isinstance(mask, tuple) else np.asarray(mask, dtype=bool)]
     if values.size == 0:
         raise InputError("zscore: the mask selects no voxels")
     if not np.all(np.isfinite(values)):

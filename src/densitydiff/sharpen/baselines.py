@@ -12,6 +12,9 @@
   Guinier fit of the map's own spectrum (`guinier_bfactor`: ln <|F|^2> per shell against s^2,
   slope -B/2, between 10 Å and the input resolution), applied as exp(+B s^2/4) and low-passed
   at the input resolution (the amplified shells beyond it hold noise).
+- "oracle shell filter" (`shell_filter_oracle`, bench/realmap.py only): the per-shell real
+  filter fitted to the truth, the highest CC_box any isotropic linear filter (B-factor,
+  low-pass, FSC weighting) can reach: a ceiling to read the other rows against, not a method.
 """
 
 from __future__ import annotations
@@ -146,3 +149,22 @@ def guinier_baseline(
     kernel = np.exp(b * s**2 / 4.0) * lowpass_kernel(s, input_resolution, "cosine")
     out = np.fft.irfftn(np.fft.rfftn(a) * kernel, s=a.shape)
     return out.astype(np.asarray(array).dtype if np.asarray(array).dtype.kind == "f" else float), b
+
+
+def shell_filter_oracle(array: np.ndarray, truth: np.ndarray, voxel_size) -> np.ndarray:
+    """The map through w(shell) = sum Re(A T*) / sum |A|^2 per Fourier shell (width the
+    coarsest grid spacing of s): of all real per-shell weights, the one that maximises CC_box
+    with the truth (CC = sum w c / sqrt(sum w^2 p sum |T|^2) is largest for w proportional to
+    c / p). It needs the truth: an upper bound for isotropic linear sharpening, not a method."""
+    if np.asarray(array).shape != np.asarray(truth).shape:
+        raise InputError(f"shape mismatch: map {np.shape(array)} vs truth {np.shape(truth)}")
+    a = np.asarray(array, dtype=np.float64)
+    fa, ft = np.fft.fftn(a), np.fft.fftn(np.asarray(truth, dtype=np.float64))
+    s = _full_s(a.shape, voxel_size)
+    width = max(1.0 / (n * d) for n, d in zip(a.shape, np.broadcast_to(voxel_size, (3,))))
+    shell = np.rint(s / width).astype(np.int64).ravel()
+    cross = np.bincount(shell, (fa * ft.conj()).real.ravel())
+    power = np.bincount(shell, (fa * fa.conj()).real.ravel())
+    w = np.where(power > 0, cross / np.where(power > 0, power, 1.0), 0.0)
+    w[0] = 1.0  # the mean is kept: Pearson CC ignores it
+    return np.fft.ifftn(fa * w[shell].reshape(a.shape)).real

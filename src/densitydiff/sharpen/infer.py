@@ -284,9 +284,7 @@ def normalise(
         if periodic
         else molecule_box(density.array, density.voxel_size)
     )
-    inside = np.zeros(density.shape, dtype=bool)
-    inside[box] = True
-    z, stats = zscore(density.array, inside)
+    z, stats = zscore(density.array, box)
     return density.with_array(z), stats
 
 
