@@ -33,7 +33,7 @@ def oracle_row(map_path: str, model_path: str, info: dict) -> dict:
     density = read_volume(map_path)
     ref, mask = reference_and_mask(density, read_structure(model_path),
                                    info["input_resolution"], info["target_resolution"])  # fmt: skip
-    out = shell_filter_oracle(density.array, ref, density.voxel_size)
+    out = shell_filter_oracle(density.array, ref, density.voxel_size, mask)
     return {"method": "oracle shell filter (fitted to the model: a ceiling)", "seconds": 0.0,
             **measure(out, ref, density.voxel_size, mask)}  # fmt: skip
 

@@ -242,3 +242,6 @@ def test_shell_filter_oracle_undoes_a_known_isotropic_filter_and_beats_any_b():
     assert cc_oracle > cc_b + 0.01, (cc_oracle, cc_b)
     with pytest.raises(InputError):
         shell_filter_oracle(m, truth[:-1], 1.0)
+    # a mask of ones fits the same weights as none
+    everywhere = shell_filter_oracle(noisy, truth, 1.0, np.ones_like(m))
+    np.testing.assert_allclose(everywhere, shell_filter_oracle(noisy, truth, 1.0), atol=1e-9)

@@ -151,20 +151,27 @@ def guinier_baseline(
     return out.astype(np.asarray(array).dtype if np.asarray(array).dtype.kind == "f" else float), b
 
 
-def shell_filter_oracle(array: np.ndarray, truth: np.ndarray, voxel_size) -> np.ndarray:
+def shell_filter_oracle(
+    array: np.ndarray, truth: np.ndarray, voxel_size, mask: np.ndarray | None = None
+) -> np.ndarray:
     """The map through w(shell) = sum Re(A T*) / sum |A|^2 per Fourier shell (width the
     coarsest grid spacing of s): of all real per-shell weights, the one that maximises CC_box
     with the truth (CC = sum w c / sqrt(sum w^2 p sum |T|^2) is largest for w proportional to
-    c / p). It needs the truth: an upper bound for isotropic linear sharpening, not a method."""
+    c / p). With `mask` the weights are fitted on the masked map and truth (CC inside the mask,
+    approximately) and applied to the whole map. It needs the truth: an upper bound for
+    isotropic linear sharpening, not a method."""
     if np.asarray(array).shape != np.asarray(truth).shape:
         raise InputError(f"shape mismatch: map {np.shape(array)} vs truth {np.shape(truth)}")
     a = np.asarray(array, dtype=np.float64)
-    fa, ft = np.fft.fftn(a), np.fft.fftn(np.asarray(truth, dtype=np.float64))
+    t = np.asarray(truth, dtype=np.float64)
+    m = 1.0 if mask is None else np.asarray(mask, dtype=np.float64)
+    fa = np.fft.fftn(a)
+    fm, ft = np.fft.fftn((a - a.mean()) * m), np.fft.fftn((t - t.mean()) * m)
     s = _full_s(a.shape, voxel_size)
     width = max(1.0 / (n * d) for n, d in zip(a.shape, np.broadcast_to(voxel_size, (3,))))
     shell = np.rint(s / width).astype(np.int64).ravel()
-    cross = np.bincount(shell, (fa * ft.conj()).real.ravel())
-    power = np.bincount(shell, (fa * fa.conj()).real.ravel())
+    cross = np.bincount(shell, (fm * ft.conj()).real.ravel())
+    power = np.bincount(shell, (fm * fm.conj()).real.ravel())
     w = np.where(power > 0, cross / np.where(power > 0, power, 1.0), 0.0)
     w[0] = 1.0  # the mean is kept: Pearson CC ignores it
     return np.fft.ifftn(fa * w[shell].reshape(a.shape)).real
