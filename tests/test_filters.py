@@ -193,6 +193,8 @@ def test_molecule_box_is_the_density_box_grown_by_the_padding(voxel):
 
 def test_molecule_box_of_a_constant_or_filled_map_is_the_whole_grid():
     assert molecule_box(np.ones((10, 12, 14)), 1.0) == (slice(0, 10), slice(0, 12), slice(0, 14))
+    with pytest.raises(InputError, match="NaN"):
+        molecule_box(np.full((10, 12, 14), np.nan), 1.0)
     filled = np.random.default_rng(2).normal(0, 1, (30, 30, 30))
     box = molecule_box(filled, 1.0)
     assert all(sl.start == 0 and sl.stop == 30 for sl in box), box

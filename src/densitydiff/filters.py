@@ -25,6 +25,9 @@ from densitydiff.maps import DensityMap, voxel_triple
 
 LOWPASS_KINDS = ("hard", "cosine", "gaussian")
 BOUNDARY_RTOL = 1e-9  # |s| this close (relative) to a cutoff is on it: float noise, not signal
+MOLECULE_PADDING = 9.0  # Å around the density's bounding box: the training boxes' z-score
+MOLECULE_SMOOTHING = 2.0  # Å, sigma of the Gaussian the molecule is found on
+MOLECULE_TRIM = 1e-3  # fraction of above-threshold voxels each box face may leave out
 
 
 def within(s: np.ndarray, cutoff: float) -> np.ndarray:
@@ -165,11 +168,6 @@ def zscore(array: np.ndarray, mask=None) -> tuple[np.ndarray, tuple[float, float
     return ((a - mean) / std).astype(a.dtype if a.dtype.kind == "f" else float), (mean, std)
 
 
-MOLECULE_PADDING = 9.0  # Å around the density's bounding box: the training boxes' z-score
-MOLECULE_SMOOTHING = 2.0  # Å, sigma of the Gaussian the molecule is found on
-MOLECULE_TRIM = 1e-3  # fraction of above-threshold voxels each box face may leave out
-
-
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     """Otsu's threshold: the histogram split that maximises the between-class variance."""
     v = np.asarray(values, dtype=np.float64).ravel()
@@ -196,6 +194,8 @@ def molecule_box(array: np.ndarray, voxel_size, padding: float = MOLECULE_PADDIN
     from scipy import ndimage
 
     a = _array3(array)
+    if not np.all(np.isfinite(a)):
+        raise InputError("the map holds NaN or infinite values")
     voxel = np.asarray(voxel_triple(voxel_size))
     smooth = ndimage.gaussian_filter(
         a.astype(np.float32), MOLECULE_SMOOTHING / voxel, mode="nearest"
