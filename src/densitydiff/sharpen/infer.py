@@ -279,11 +279,7 @@ def normalise(
     """
     from densitydiff.filters import molecule_box, zscore
 
-    box = (
-        tuple(slice(0, n) for n in density.shape)
-        if periodic
-        else molecule_box(density.array, density.voxel_size)
-    )
+    box = None if periodic else molecule_box(density.array, density.voxel_size)
     z, stats = zscore(density.array, box)
     return density.with_array(z), stats
 
