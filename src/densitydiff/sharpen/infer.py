@@ -373,11 +373,12 @@ def blend_draws(
     """Every draw over the whole map, tile batch by tile batch (all draws of a batch at once,
     so work they share is done once): run, blend, divide by the weight sum.
 
-    Skipped (all-solvent) tiles contribute the input shifted by what the model makes of solvent
-    (`solvent_response` minus the solvent level): the network moves the solvent level, and
-    unshifted they would leave a step around the run tiles."""
+    Skipped (all-solvent) tiles contribute what the model makes of solvent (`solvent_response`),
+    a flat level: the network moves the solvent level and flattens the noise in it, so the
+    input's own solvent would leave a step, and its noise, around the run tiles."""
     totals = [np.zeros(plan.shape, np.float32) for _ in range(draws)]
-    shift = solvent_response(plan, predict) - plan.fill if plan.skipped else 0.0
+    level = solvent_response(plan, predict) if plan.skipped else 0.0
+    flat = np.full((plan.tile,) * 3, level, np.float32)
     batch: list[Corner] = []
     n_batch = 0
 
@@ -391,9 +392,8 @@ def blend_draws(
 
     for corner in plan.corners:
         if corner in plan.skipped:
-            block = extract(z, corner, plan.tile, plan.fill, plan.periodic) + shift
             for total in totals:
-                accumulate(total, block, plan.weight, corner, plan.periodic)
+                accumulate(total, flat, plan.weight, corner, plan.periodic)
             if on_tiles is not None:
                 on_tiles(draws)
             continue
