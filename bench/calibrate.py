@@ -81,6 +81,7 @@ def validation_pairs(paths, sharpener, args, on_result=None) -> list[tuple]:
             input_b_factors=args.b_factors,
             input_global_b=args.global_b,
             input_snr=args.snr,
+            input_postprocess=args.postprocess,
             padding=args.padding,
         )
         m = ev.mask

@@ -70,6 +70,8 @@ def add_input_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--b-factors", action="store_true", help="inputs with their atomic B")
     ap.add_argument("--global-b", default="0", help="extra input B (Å^2): B or LO:HI")
     ap.add_argument("--snr", default=None, help="input noise: low-frequency SNR or LO:HI")
+    ap.add_argument("--postprocess", default=None,
+                    help="sharpen inputs as deposited maps: Guinier-B scale or LO:HI")
     ap.add_argument("--input-resolution", type=float, default=4.0)
     ap.add_argument("--target-resolution", type=float, default=2.0)
     ap.add_argument("--padding", type=float, default=10.0, help="Å of solvent around the atoms")
@@ -80,6 +82,8 @@ def input_words(args) -> str:
     if args.global_b not in ("0", "0:0"):
         parts.append(f"global B {args.global_b} Å^2")
     parts.append(f"SNR {args.snr}" if args.snr else "no noise")
+    if args.postprocess:
+        parts.append(f"post-processed (Guinier B x {args.postprocess})")
     parts.append(f"{args.padding:g} Å padding")
     return ", ".join(parts)
 
@@ -177,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         input_b_factors=args.b_factors,
         input_global_b=args.global_b,
         input_snr=args.snr,
+        input_postprocess=args.postprocess,
         padding=args.padding,
     )
     summary = summarise(rows)

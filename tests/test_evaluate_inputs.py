@@ -52,7 +52,8 @@ def test_input_b_factors_blur_the_input_as_simulate_map_does(clean):
     direct = metrics.compare_maps(expected, truth.array, 1.0, mask)
     for key, value in direct.items():
         assert ev.rows[0][key] == pytest.approx(value, rel=1e-6), key
-    assert ev.input_info == {"b_factors": True, "global_b": 0.0, "snr0": None}
+    assert ev.input_info == {"b_factors": True, "global_b": 0.0, "snr0": None,
+                             "postprocess_b": None}  # fmt: skip
     # the default is the clean input of the training data
     np.testing.assert_allclose(_input().maps["input"].array, plain, rtol=0, atol=1e-6)
 
@@ -86,6 +87,27 @@ def test_noise_has_its_half_map_fsc_crossing_at_the_input_resolution(clean):
                                   a.maps["input"].array)  # fmt: skip
     snr = _input(input_snr="2:30", seed=3).input_info["snr0"]
     assert 2 <= snr <= 30
+
+
+def test_postprocess_sharpens_the_input_as_a_deposited_map(clean):
+    """--input-postprocess: exp(+scale B s^2 / 4) with B the input's Guinier fall-off, then a
+    cosine low-pass at the input resolution, written out here on the full FFT grid."""
+    from densitydiff.filters import guinier_bfactor
+
+    blurred = _input(input_global_b=60).maps["input"].array
+    ev = _input(input_global_b=60, input_postprocess=0.8)
+    b = guinier_bfactor(blurred, 1.0, 4.0)
+    assert ev.input_info["postprocess_b"] == pytest.approx(-0.8 * b)
+    f = [np.fft.fftfreq(n) for n in blurred.shape]
+    s = np.sqrt(f[0][:, None, None] ** 2 + f[1][None, :, None] ** 2 + f[2][None, None, :] ** 2)
+    edge = np.clip((s - 0.85 / 4.0) / (0.15 / 4.0), 0, 1)
+    kernel = np.exp(0.8 * b * s**2 / 4) * 0.5 * (1 + np.cos(np.pi * edge))
+    expected = np.fft.ifftn(np.fft.fftn(blurred) * kernel).real
+    np.testing.assert_allclose(ev.maps["input"].array, expected,
+                               atol=1e-5 * np.abs(expected).max())  # fmt: skip
+    drawn = [_input(input_postprocess="0.5:1", seed=k).input_info["postprocess_b"] for k in (0, 1)]
+    plain_b = guinier_bfactor(_input().maps["input"].array, 1.0, 4.0)
+    assert drawn[0] != drawn[1] and all(-plain_b <= d <= -0.5 * plain_b for d in drawn)
 
 
 @pytest.fixture(scope="module")
@@ -165,10 +187,14 @@ def test_cli_input_options_and_bad_values(cli, models, with_b_direct, tmp_path):
     for bad, fragment in ((["--input-snr", "0.1"], "noise_snr"),
                           (["--input-global-b", "-5"], "global_b"),
                           (["--input-global-b", "x"], "global B"),
+                          (["--input-postprocess", "1:0.5"], "postprocess_scale"),
                           (["--samples", "0"], "samples")):  # fmt: skip
         code, out, err = cli("evaluate", STRUCTURE, "--no-models", *bad)
         assert code == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
     code, out, err = cli("evaluate", "--map", EXAMPLES / "emd_5168_monomer.mrc", "--model",
                          EXAMPLES / "3mfp.pdb.gz", "--input-resolution", "6.6",
                          "--input-b-factors")  # fmt: skip
+    assert code == 2 and "--map" in err
+    code, out, err = cli("evaluate", "--map", EXAMPLES / "emd_5168_monomer.mrc", "--model",
+                         EXAMPLES / "3mfp.pdb.gz", "--input-postprocess", "1")  # fmt: skip
     assert code == 2 and "--map" in err

@@ -124,6 +124,33 @@ def test_mask_neighbours_and_voxel_knobs(lysozyme):
     assert spectrum[top > 0.33].sum() < 1e-3 * spectrum[top < 0.3].sum()
 
 
+def test_postprocess_sharpens_an_input_by_its_own_guinier_b(lysozyme):
+    """A post-processed input is the plain input with its Guinier fall-off (times the drawn
+    scale) removed and a low-pass at r_in (the kernel itself: test_evaluate_inputs)."""
+    from densitydiff.filters import guinier_bfactor, guinier_sharpen
+
+    plain = _grids(lysozyme, global_b=(80.0, 80.0), resolutions=(2.0, 4.0))
+    post = _grids(lysozyme, global_b=(80.0, 80.0), resolutions=(2.0, 4.0), postprocess=1.0)
+    assert "postprocess_b" not in plain[3]["inputs"]["4"]
+    b_before = guinier_bfactor(plain[2][4.0], 1.0, 4.0)
+    assert b_before > 80  # the global B plus the 4 Å band limit's own fall-off
+    expected, b = guinier_sharpen(plain[2][4.0], 1.0, 4.0)
+    assert b == pytest.approx(b_before)
+    assert post[3]["inputs"]["4"]["postprocess_b"] == pytest.approx(-b_before)
+    np.testing.assert_allclose(post[2][4.0], expected, atol=1e-5 * np.abs(expected).max())
+    # a drawn scale in [0.5, 1] removes that share of the fall-off
+    half = _grids(lysozyme, seed=5, global_b=(80.0, 80.0), postprocess=1.0,
+                  postprocess_scale=(0.5, 1.0))[3]["inputs"]["4"]["postprocess_b"]  # fmt: skip
+    assert -b_before <= half <= -0.5 * b_before and half != pytest.approx(-b_before)
+    for bad in (dict(postprocess=1.5), dict(postprocess=True), dict(postprocess_scale=(1, 0.5))):
+        with pytest.raises(InputError):
+            Realism(**bad)
+    with pytest.raises(InputError):
+        realism_from("realistic", ["postprocess_scale=2"])
+    pp = realism_from("realistic", ["postprocess=0.5", "postprocess_scale=0.5:1"])
+    assert pp.postprocess == 0.5 and pp.postprocess_scale == (0.5, 1.0)
+
+
 def test_realistic_build_is_deterministic_and_the_clean_preset_unchanged(tmp_path):
     realistic = realism_from("realistic")
     cfg = BuildConfig(resolutions=(2.0, 4.0), patch=16, patches_per_structure=2,

@@ -54,6 +54,12 @@ def evaluate(
         help="Add noise to the input at this low-frequency SNR (or LO:HI, "
         "log-uniform from --seed); its half-map FSC crosses 0.143 at the input resolution.",
     ),
+    input_postprocess: str | None = typer.Option(
+        None,
+        "--input-postprocess",
+        help="Sharpen the input as deposited maps are: this scale (or LO:HI, uniform from "
+        "--seed) of its Guinier B removed, low-passed at the input resolution.",
+    ),
     padding: float = typer.Option(
         10.0,
         "--padding",
@@ -130,9 +136,11 @@ def evaluate(
     start = time.perf_counter()
     set_threads(threads)
     if map_path is not None or model_path is not None or half_maps:
-        if input_b_factors or input_snr is not None or input_global_b != "0" or padding != 10.0:
-            raise InputError("--input-b-factors/--input-global-b/--input-snr/--padding shape a "
-                             "simulated input; a real map (--map) is its own input")  # fmt: skip
+        simulated = input_snr is not None or input_postprocess is not None
+        if input_b_factors or simulated or input_global_b != "0" or padding != 10.0:
+            raise InputError("--input-b-factors/--input-global-b/--input-snr/--input-postprocess/"
+                             "--padding shape a simulated input; a real map (--map) is its own "
+                             "input")  # fmt: skip
         _evaluate_real(map_path, model_path, structures, half_maps, checkpoint, no_models,
                        input_resolution, target_resolution, sampler, steps, samples, seed,
                        device, batch_size, as_json)  # fmt: skip
@@ -149,7 +157,7 @@ def evaluate(
     check_sampling(sampler, steps)
     check_samples(samples)
     check_padding(padding)
-    knobs = input_realism(input_b_factors, input_global_b, input_snr)
+    knobs = input_realism(input_b_factors, input_global_b, input_snr, input_postprocess)
     device = check_device(device)
     if report is not None:
         check_output_dir(report, "report.html")
@@ -178,6 +186,7 @@ def evaluate(
             input_b_factors=input_b_factors,
             input_global_b=input_global_b,
             input_snr=input_snr,
+            input_postprocess=input_postprocess,
             padding=padding,
             on_result=on_result,
             device=device,
@@ -227,6 +236,9 @@ def _input_description(knobs) -> str:
         parts.append(f"noise SNR {lo:g}" if lo == hi else f"noise SNR {lo:g}-{hi:g}")
     else:
         parts.append("no noise")
+    if knobs.postprocess:
+        lo, hi = knobs.postprocess_scale
+        parts.append(f"sharpened by {lo:g}" + ("" if lo == hi else f"-{hi:g}") + " x its Guinier B")
     return ", ".join(parts)
 
 

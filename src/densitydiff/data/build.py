@@ -50,7 +50,9 @@ class Realism:
     r_in + spread (Å); noise_snr: the low-frequency SNR range (log-uniform) of noise whose
     half-map FSC crosses 0.143 at r_in; neighbours: copies of the structure at the box edge;
     mask_width / mask_radius: a soft solvent mask (Å); voxel_range: the voxel size (Å) each
-    input is recorded on before resampling to the store's grid.
+    input is recorded on before resampling to the store's grid; postprocess: the fraction of
+    inputs sharpened as deposited maps are (their Guinier B times a scale drawn uniformly from
+    postprocess_scale removed, low-passed at r_in; filters.guinier_sharpen).
     """
 
     atomic_b: bool = False
@@ -62,9 +64,11 @@ class Realism:
     mask_width: float = 0.0
     mask_radius: float = 6.0
     voxel_range: tuple[float, float] = (0.0, 0.0)
+    postprocess: float = 0.0
+    postprocess_scale: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
-        for name in ("global_b", "noise_snr", "voxel_range"):
+        for name in ("global_b", "noise_snr", "voxel_range", "postprocess_scale"):
             object.__setattr__(self, name, _range(getattr(self, name), name))
         for name in ("target_b", "resolution_spread", "mask_width", "mask_radius"):
             v = getattr(self, name)
@@ -76,6 +80,10 @@ class Realism:
         if int(self.neighbours) != self.neighbours or self.neighbours < 0:
             raise InputError(f"realism neighbours must be an integer >= 0, {self.neighbours!r}")
         object.__setattr__(self, "neighbours", int(self.neighbours))
+        p = self.postprocess
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 1:
+            raise InputError(f"realism postprocess must be a fraction in [0, 1], got {p!r}")
+        object.__setattr__(self, "postprocess", float(p))
         object.__setattr__(self, "atomic_b", bool(self.atomic_b))
         snr = self.noise_snr
         from densitydiff.simulate.realism import SNR_AT_THRESHOLD
@@ -371,6 +379,8 @@ def _realistic_rotated(structure, center, rotation, config: BuildConfig, rng):
         if knobs.noise_snr[1] > 0:
             info["snr0"] = snr0 = rl.draw_snr0(rng, knobs.noise_snr)
             x = x + rl.fsc_noise(x, voxel, r, snr0, rng)
+        if knobs.postprocess and rng.uniform() < knobs.postprocess:
+            x, info["postprocess_b"] = rl.postprocessed(x, voxel, r, knobs.postprocess_scale, rng)
         if mask is not None:
             x = x * mask
         if knobs.voxel_range[1] > 0:

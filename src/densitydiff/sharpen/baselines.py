@@ -22,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 from densitydiff.errors import InputError
+from densitydiff.filters import GUINIER_LOW, guinier_bfactor  # noqa: F401 (public here too)
 
 BASELINES = ("input", "bfactor", "lowpass")
-GUINIER_LOW = 10.0  # Å, where the Guinier fit starts (below it the solvent/shape term dominates)
 # B range searched (Å^2): sharpening (B < 0) down to -400, a little blurring up to +100.
 B_RANGE = (-400.0, 100.0)
 
@@ -107,48 +107,14 @@ def bfactor_baseline(
     return bfactor(array, voxel_size, b), b
 
 
-def guinier_bfactor(
-    array: np.ndarray, voxel_size, resolution: float, low_resolution: float = GUINIER_LOW
-) -> float:
-    """B (Å^2) of the map's fall-off: least-squares slope of ln <|F|^2>(s) against s^2 over the
-    shells from 1/low_resolution to 1/resolution is -B/2 (|F(s)|^2 ~ exp(-B s^2 / 2))."""
-    from densitydiff.filters import frequency_magnitude
-
-    if not (np.isfinite(resolution) and 0 < resolution < low_resolution):
-        raise InputError(
-            f"the Guinier fit needs a resolution below {low_resolution:g} Å, got {resolution!r}"
-        )
-    a = np.asarray(array, dtype=np.float64)
-    power = np.abs(np.fft.rfftn(a - a.mean())) ** 2
-    s = frequency_magnitude(a.shape, voxel_size)
-    edges = np.linspace(1.0 / low_resolution, 1.0 / resolution, 13)
-    x, y = [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        shell = (s >= lo) & (s < hi)
-        p = float(power[shell].mean()) if shell.any() else 0.0
-        if p > 0:
-            x.append(float(np.mean(s[shell] ** 2)))
-            y.append(np.log(p))
-    if len(x) < 3:
-        raise InputError("the map has too few Fourier shells between 10 Å and its resolution")
-    slope = np.polyfit(x, y, 1)[0]
-    return float(-2.0 * slope)
-
-
 def guinier_baseline(
     array: np.ndarray, voxel_size, input_resolution: float
 ) -> tuple[np.ndarray, float]:
     """(sharpened map, B): the Guinier B removed (exp(+B s^2/4)), low-passed at the input
-    resolution; B is the fitted fall-off, so the applied sharpening B is -B."""
-    from densitydiff.filters import frequency_magnitude, lowpass_kernel
+    resolution (filters.guinier_sharpen); the applied sharpening B is -B."""
+    from densitydiff.filters import guinier_sharpen
 
-    b = guinier_bfactor(array, voxel_size, input_resolution)
-    a = np.asarray(array, dtype=np.float64)
-    s = frequency_magnitude(a.shape, voxel_size)
-    # one kernel: exp(+B s^2/4) alone reaches ~1e4 at Nyquist for B ~ 450 (float32 loses the map)
-    kernel = np.exp(b * s**2 / 4.0) * lowpass_kernel(s, input_resolution, "cosine")
-    out = np.fft.irfftn(np.fft.rfftn(a) * kernel, s=a.shape)
-    return out.astype(np.asarray(array).dtype if np.asarray(array).dtype.kind == "f" else float), b
+    return guinier_sharpen(array, voxel_size, input_resolution)
 
 
 def shell_filter_oracle(

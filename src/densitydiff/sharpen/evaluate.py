@@ -134,29 +134,33 @@ def parse_range(value, name: str) -> tuple[float, float]:
     return values[0], values[-1]
 
 
-def input_realism(b_factors: bool = False, global_b=0.0, snr=None) -> Realism:
+def input_realism(b_factors: bool = False, global_b=0.0, snr=None, postprocess=None) -> Realism:
     """The data build's Realism (data.build) holding the input's knobs, checked by it:
-    atomic_b, global_b (Å^2, a number or range), noise_snr (None: no noise)."""
+    atomic_b, global_b (Å^2, a number or range), noise_snr (None: no noise), postprocess (None:
+    none; a number or range: the scale of the Guinier B a deposited map is sharpened by)."""
     from densitydiff.data.build import Realism
 
     noise = (0.0, 0.0) if snr is None else parse_range(snr, "the input SNR")
+    scale = (1.0, 1.0) if postprocess is None else parse_range(postprocess, "the sharpening scale")
     return Realism(
         atomic_b=bool(b_factors), global_b=parse_range(global_b, "the input global B"),
-        noise_snr=noise,
+        noise_snr=noise, postprocess=0.0 if postprocess is None else 1.0, postprocess_scale=scale,
     )  # fmt: skip
 
 
 def simulate_input(
     structure, resolution: float, like: DensityMap, knobs: Realism, seed: int, name: str
 ) -> tuple[DensityMap, dict]:
-    """(input DensityMap, {"b_factors", "global_b", "snr0"}): the atoms at `resolution` on
-    `like`'s grid, blurred and noised as `knobs` (a Realism: atomic_b, global_b, noise_snr) say.
+    """(input DensityMap, {"b_factors", "global_b", "snr0", "postprocess_b"}): the atoms at
+    `resolution` on `like`'s grid, blurred, noised and post-processed as `knobs` (a Realism:
+    atomic_b, global_b, noise_snr, postprocess) say.
 
-    The global B and the SNR are drawn from a generator seeded by (seed, name), with the data
-    build's own draws (simulate.realism.draw_global_b, draw_snr0) and noise (fsc_noise)."""
+    The global B, the SNR and the sharpening scale are drawn from a generator seeded by (seed,
+    name), with the data build's own draws (simulate.realism.draw_global_b, draw_snr0), noise
+    (fsc_noise) and post-processing (`postprocessed`, every input when postprocess > 0)."""
     from densitydiff.data.splits import stable_hash
     from densitydiff.simulate.density import simulate_map
-    from densitydiff.simulate.realism import draw_global_b, draw_snr0, fsc_noise
+    from densitydiff.simulate.realism import draw_global_b, draw_snr0, fsc_noise, postprocessed
 
     rng = np.random.default_rng(stable_hash(seed, name))
     b = draw_global_b(rng, knobs.global_b)
@@ -165,7 +169,13 @@ def simulate_input(
     if snr0 is not None:
         noise = fsc_noise(inp.array, inp.voxel_size, resolution, snr0, rng)
         inp = inp.with_array((inp.array + noise).astype(np.float32))
-    return inp, {"b_factors": knobs.atomic_b, "global_b": b, "snr0": snr0}
+    sharpening = None
+    if knobs.postprocess:
+        a, sharpening = postprocessed(inp.array, inp.voxel_size, resolution,
+                                      knobs.postprocess_scale, rng)  # fmt: skip
+        inp = inp.with_array(a.astype(np.float32))
+    info = {"b_factors": knobs.atomic_b, "global_b": b, "snr0": snr0}
+    return inp, {**info, "postprocess_b": sharpening}
 
 
 def evaluate_structure(
@@ -189,6 +199,7 @@ def evaluate_structure(
     input_b_factors: bool = False,
     input_global_b: float | tuple[float, float] | str = 0.0,
     input_snr: float | tuple[float, float] | str | None = None,
+    input_postprocess: float | tuple[float, float] | str | None = None,
 ) -> StructureEvaluation:
     """Simulate truth and input for one structure, run the models and baselines, measure each.
 
@@ -197,7 +208,9 @@ def evaluate_structure(
     uncertainty_metrics of it, the model's std_scale applied, inside the mask go in its row).
     The input (`simulate_input`): the atoms' B-factors when `input_b_factors`, plus a global B
     (Å^2, a number or a range drawn from `seed`), plus noise at a low-frequency SNR (`input_snr`,
-    a number or a log-uniform range) whose half-map FSC crosses 0.143 at the input resolution.
+    a number or a log-uniform range) whose half-map FSC crosses 0.143 at the input resolution,
+    then, with `input_postprocess` (a scale or range), sharpened as a deposited map is: that
+    scale times its Guinier B removed, low-passed at the input resolution.
     The truth is always B = 0 at the target resolution.
     """
     from densitydiff import metrics
@@ -209,7 +222,7 @@ def evaluate_structure(
     check_sampling(sampler, steps)
     check_samples(samples)
     check_padding(padding)
-    knobs = input_realism(input_b_factors, input_global_b, input_snr)
+    knobs = input_realism(input_b_factors, input_global_b, input_snr, input_postprocess)
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise InputError(f"unknown baseline(s) {unknown}; expected some of {BASELINES}")
@@ -309,6 +322,7 @@ def evaluate_structures(
     input_b_factors: bool = False,
     input_global_b: float | tuple[float, float] | str = 0.0,
     input_snr: float | tuple[float, float] | str | None = None,
+    input_postprocess: float | tuple[float, float] | str | None = None,
 ) -> list[dict]:
     """One row per (structure, method): the metrics of compare_maps, seconds and b_factor, and
     the UNCERTAINTY keys (None except for a generative model with `samples` > 1).
@@ -323,7 +337,7 @@ def evaluate_structures(
     check_sampling(sampler, steps)
     check_samples(samples)
     check_padding(padding)
-    input_realism(input_b_factors, input_global_b, input_snr)
+    input_realism(input_b_factors, input_global_b, input_snr, input_postprocess)
     if not structures:
         raise InputError("no structures given")
     missing = [str(p) for p in structures if not Path(p).is_file()]
@@ -353,6 +367,7 @@ def evaluate_structures(
             input_b_factors=input_b_factors,
             input_global_b=input_global_b,
             input_snr=input_snr,
+            input_postprocess=input_postprocess,
         )
         rows.extend(ev.rows)
         if on_result is not None:

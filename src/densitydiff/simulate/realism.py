@@ -79,6 +79,19 @@ def fsc_noise(
     return np.fft.irfftn(white * gain[labels], s=a.shape)
 
 
+def postprocessed(
+    array: np.ndarray, voxel_size, resolution: float, scale_range, rng: np.random.Generator
+) -> tuple[np.ndarray, float]:
+    """(map, B): the map sharpened as a deposited map is, by its own Guinier fall-off B times a
+    scale drawn uniformly from `scale_range` (0.5-1: under- to fully sharpened), then low-passed
+    at `resolution` (filters.guinier_sharpen); B is the sharpening B applied (< 0 sharpens)."""
+    from densitydiff.filters import guinier_sharpen
+
+    scale = float(rng.uniform(*scale_range))
+    out, b = guinier_sharpen(array, voxel_size, resolution, scale)
+    return out, -scale * b
+
+
 def core_weight(shape, voxel_size, center_index, radius: float) -> np.ndarray:
     """1 within radius / 2 of `center_index` (z, y, x voxels), a raised cosine down to 0 at
     `radius` (Å), 0 beyond: w(d) = (1 + cos(pi (2 d / radius - 1))) / 2 for radius / 2 < d <
