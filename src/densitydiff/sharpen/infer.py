@@ -13,9 +13,10 @@
    weights' sum, one weighted sum per draw, the mean and M2 over draws) are ever held: memory
    grows with the map and the number of samples, not beyond.
 4. Tiles whose contributing region is all solvent (no normalised voxel above
-   `solvent_threshold`, 1.0 by default) are not run: they contribute the normalised input,
-   shifted by what the model makes of a tile of pure solvent (`solvent_response`, one tile
-   run once), so the solvent level does not step where run and skipped tiles meet.
+   `solvent_threshold`, 1.0 by default) are not run: they contribute the normalised input
+   through the model's response to solvent, a x z + b fitted on one skipped tile that is run
+   (`solvent_response`), so they give what running them would (the level, and how much of
+   the solvent's noise the model keeps) and nothing steps where run and skipped tiles meet.
    With `exact_tiles` (a local deterministic network: channel norm, no attention) every tile
    is run, the margin is the network's receptive radius and the tile edge four margins, so
    the blend equals one pass of the network over the whole (padded) map.
@@ -359,12 +360,19 @@ def tile_predictor(
     return predict
 
 
-def solvent_response(plan: TilePlan, predict: Predict) -> float:
-    """What the model makes of pure solvent: its mean output (over draws, where the blend
-    weight is non-zero) on one tile filled with the map's solvent level, in normalised units."""
-    block = np.full((1,) + (plan.tile,) * 3, plan.fill, np.float32)
-    out = predict(block, SOLVENT_PROBE)[:, 0]
-    return float(out[:, plan.weight > 0].mean())
+def solvent_response(plan: TilePlan, z: np.ndarray, predict: Predict) -> tuple[float, float]:
+    """(a, b): the model's response to solvent, out ~ a z + b by least squares (means over the
+    draws, where the blend weight is non-zero), on one skipped tile that is run (the middle one
+    of the sorted skipped corners): an affine model's skipped tiles come out exact, and a
+    network that flattens noise in solvent gets a ~ 0, its solvent level."""
+    corners = sorted(plan.skipped)
+    block = extract(z, corners[len(corners) // 2], plan.tile, plan.fill, plan.periodic)
+    out = predict(block[None], SOLVENT_PROBE)[:, 0].mean(axis=0)
+    keep = plan.weight > 0
+    x, y = block[keep].astype(np.float64), out[keep].astype(np.float64)
+    var = float(x.var())
+    a = float(((x - x.mean()) * (y - y.mean())).mean() / var) if var > 1e-12 else 0.0
+    return a, float(y.mean() - a * x.mean())
 
 
 def blend_draws(
@@ -373,12 +381,11 @@ def blend_draws(
     """Every draw over the whole map, tile batch by tile batch (all draws of a batch at once,
     so work they share is done once): run, blend, divide by the weight sum.
 
-    Skipped (all-solvent) tiles contribute what the model makes of solvent (`solvent_response`),
-    a flat level: the network moves the solvent level and flattens the noise in it, so the
-    input's own solvent would leave a step, and its noise, around the run tiles."""
+    Skipped (all-solvent) tiles contribute a z + b (`solvent_response`): the network moves the
+    solvent level and flattens the noise in it, so the input's own solvent, even shifted to
+    the model's level, would leave a step and its noise around the run tiles."""
     totals = [np.zeros(plan.shape, np.float32) for _ in range(draws)]
-    level = solvent_response(plan, predict) if plan.skipped else 0.0
-    flat = np.full((plan.tile,) * 3, level, np.float32)
+    a, b = solvent_response(plan, z, predict) if plan.skipped else (1.0, 0.0)
     batch: list[Corner] = []
     n_batch = 0
 
@@ -392,8 +399,9 @@ def blend_draws(
 
     for corner in plan.corners:
         if corner in plan.skipped:
+            block = a * extract(z, corner, plan.tile, plan.fill, plan.periodic) + b
             for total in totals:
-                accumulate(total, flat, plan.weight, corner, plan.periodic)
+                accumulate(total, block.astype(np.float32), plan.weight, corner, plan.periodic)
             if on_tiles is not None:
                 on_tiles(draws)
             continue
