@@ -147,8 +147,9 @@ def test_postprocess_sharpens_an_input_by_its_own_guinier_b(lysozyme):
             Realism(**bad)
     with pytest.raises(InputError):
         realism_from("realistic", ["postprocess_scale=2"])
-    pp = realism_from("realistic", ["postprocess=0.5", "postprocess_scale=0.5:1"])
-    assert pp.postprocess == 0.5 and pp.postprocess_scale == (0.5, 1.0)
+    assert realism_from("realistic").postprocess == 0.5
+    pp = realism_from("realistic", ["postprocess=0", "postprocess_scale=0.2:0.4"])
+    assert pp.postprocess == 0 and pp.postprocess_scale == (0.2, 0.4)
 
 
 def test_realistic_build_is_deterministic_and_the_clean_preset_unchanged(tmp_path):

@@ -114,6 +114,8 @@ REALISM_PRESETS = {
         mask_width=6.0,
         mask_radius=6.0,
         voxel_range=(0.7, 1.6),
+        postprocess=0.5,
+        postprocess_scale=(0.5, 1.0),
     ),
 }
 
