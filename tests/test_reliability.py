@@ -307,6 +307,31 @@ def test_two_simultaneous_builds_end_in_one_consistent_store(tmp_path):
     _assert_same_store(tmp_path / "ref.zarr", store)
 
 
+def test_a_structures_group_created_meanwhile_by_another_build_is_kept(tmp_path, monkeypatch):
+    """The race CI once hit: between open_root's check and its require_group("structures"), a
+    simultaneous build created the group, and zarr raised ContainsGroupError. Replayed here
+    deterministically: the group appears just before our write, which then fails."""
+    import zarr
+
+    from densitydiff.data.build import BuildConfig
+    from densitydiff.data.layout import open_root, root_attrs
+
+    store = tmp_path / "s.zarr"
+    attrs = root_attrs(BuildConfig(resolutions=(2.0, 4.0)), {"1orc": "train"}, {}, None)
+    real = zarr.Group.require_group
+
+    def raced(self, name, **kw):
+        zarr.open_group(store / name, mode="w-", zarr_format=3)  # the other build, first
+        raise zarr.errors.ContainsGroupError(f"a group exists at {name!r}")
+
+    monkeypatch.setattr(zarr.Group, "require_group", raced)
+    open_root(store, attrs)  # no error: the group is there
+    assert (store / "structures" / "zarr.json").exists()
+    monkeypatch.setattr(zarr.Group, "require_group", real)
+    open_root(store, attrs)  # and a later run opens it as usual
+    assert zarr.open_group(store, mode="r")["structures"] is not None
+
+
 def test_two_simultaneous_particle_sets_never_mix(tmp_path):
     import json
 

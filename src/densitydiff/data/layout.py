@@ -170,7 +170,11 @@ def open_root(store: Path, attrs: dict) -> None:
                 f"{'arguments' if key == 'build' else 'structures'}; "
                 "resume with the same ones or write a new store"
             )
-    zarr.open_group(store, mode="r+").require_group("structures")
+    try:
+        zarr.open_group(store, mode="r+").require_group("structures")
+    except Exception:  # a simultaneous build created it between the check and the write
+        if not (store / "structures" / "zarr.json").exists():
+            raise
 
 
 def _dir_bytes(path: Path) -> int:
