@@ -13,6 +13,7 @@ from densitydiff.data.build import (
     _realistic_rotated,
     build_store,
     realism_from,
+    realism_from_json,
 )
 from densitydiff.errors import InputError
 from densitydiff.filters import soft_edge
@@ -148,8 +149,13 @@ def test_postprocess_sharpens_an_input_by_its_own_guinier_b(lysozyme):
     with pytest.raises(InputError):
         realism_from("realistic", ["postprocess_scale=2"])
     assert realism_from("realistic").postprocess == 0.5
-    pp = realism_from("realistic", ["postprocess=0", "postprocess_scale=0.2:0.4"])
-    assert pp.postprocess == 0 and pp.postprocess_scale == (0.2, 0.4)
+    # off, it is recorded as before the knob existed (such stores resume); any preset takes it
+    off = realism_from("realistic", ["postprocess=0"]).to_json()
+    assert "postprocess" not in off and "postprocess_scale" not in off
+    assert realism_from_json(off) == realism_from("realistic", ["postprocess=0"])
+    assert realism_from("clean", ["postprocess=1"]).postprocess == 1.0
+    pp = realism_from("realistic", ["postprocess=0.2", "postprocess_scale=0.2:0.4"])
+    assert pp.postprocess == 0.2 and pp.postprocess_scale == (0.2, 0.4)
 
 
 def test_realistic_build_is_deterministic_and_the_clean_preset_unchanged(tmp_path):

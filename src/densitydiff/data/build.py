@@ -84,6 +84,8 @@ class Realism:
         if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 1:
             raise InputError(f"realism postprocess must be a fraction in [0, 1], got {p!r}")
         object.__setattr__(self, "postprocess", float(p))
+        if p == 0:  # off: the scale is never drawn, so one canonical value (the default)
+            object.__setattr__(self, "postprocess_scale", (1.0, 1.0))
         object.__setattr__(self, "atomic_b", bool(self.atomic_b))
         snr = self.noise_snr
         from densitydiff.simulate.realism import SNR_AT_THRESHOLD
@@ -97,8 +99,12 @@ class Realism:
     def is_clean(self) -> bool:
         return self == Realism()
 
-    def to_json(self) -> dict:
+    def to_json(self, full: bool = False) -> dict:
+        """Every knob (lists for ranges); unless `full`, without post-processing when it is off,
+        as stores built before that knob recorded it, so they resume unchanged."""
         d = dataclasses.asdict(self)
+        if not full and self.postprocess == 0:
+            del d["postprocess"], d["postprocess_scale"]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
@@ -124,7 +130,7 @@ def realism_from(preset: str = "clean", overrides: Sequence[str] = ()) -> Realis
     """A preset (`clean`, `realistic`) with KEY=VALUE overrides (ranges as lo:hi)."""
     if preset not in REALISM_PRESETS:
         raise InputError(f"unknown realism preset {preset!r}; expected {sorted(REALISM_PRESETS)}")
-    d = REALISM_PRESETS[preset].to_json()
+    d = REALISM_PRESETS[preset].to_json(full=True)
     for item in overrides:
         key, sep, value = str(item).partition("=")
         key = key.strip().replace("-", "_")
