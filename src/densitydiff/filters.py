@@ -1,4 +1,5 @@
-"""Fourier-space filters on 3-D arrays: low-pass, B-factor, resampling, padding, z-scores.
+"""Fourier-space filters on 3-D arrays: low-pass, B-factor, Guinier sharpening, resampling,
+padding, z-scores.
 
 Pure functions on numpy arrays in (z, y, x) order. Spatial frequencies s are in 1/Å and come
 from the voxel size per axis (numpy.fft.fftfreq(n, d=voxel)), so anisotropic voxels work.
