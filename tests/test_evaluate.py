@@ -205,8 +205,8 @@ def test_missing_packaged_model_exits_2_with_one_line(cli, monkeypatch, tmp_path
 def test_guinier_fit_recovers_a_known_blur():
     """White noise has a flat spectrum (B 0); blurred by exp(-B s^2/4) the fit returns B, and on
     a simulated map the fitted B rises by exactly the blur applied."""
-    from densitydiff.filters import bfactor
-    from densitydiff.sharpen.baselines import guinier_baseline, guinier_bfactor
+    from densitydiff.filters import bfactor, guinier_bfactor
+    from densitydiff.sharpen.baselines import guinier_baseline
     from densitydiff.simulate.density import simulate_map
 
     rng = np.random.default_rng(0)

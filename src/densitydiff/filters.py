@@ -28,8 +28,8 @@ LOWPASS_KINDS = ("hard", "cosine", "gaussian")
 BOUNDARY_RTOL = 1e-9  # |s| this close (relative) to a cutoff is on it: float noise, not signal
 MOLECULE_PADDING = 9.0  # Å around the density's bounding box: the training boxes' z-score
 MOLECULE_SMOOTHING = 2.0  # Å, sigma of the Gaussian the molecule is found on
-GUINIER_LOW = 10.0  # Å, where the Guinier fit starts (below it the solvent/shape term dominates)
 MOLECULE_TRIM = 1e-3  # fraction of above-threshold voxels each box face may leave out
+GUINIER_LOW = 10.0  # Å, where the Guinier fit starts (below it the solvent/shape term dominates)
 
 
 def within(s: np.ndarray, cutoff: float) -> np.ndarray:
@@ -94,19 +94,13 @@ def bfactor(array: np.ndarray, voxel_size, B: float) -> np.ndarray:
     return _apply(array, voxel_size, lambda s: np.exp(-B * s**2 / 4.0))
 
 
-def guinier_bfactor(
-    array: np.ndarray, voxel_size, resolution: float, low_resolution: float = GUINIER_LOW
-) -> float:
-    """B (Å^2) of the map's fall-off: least-squares slope of ln <|F|^2>(s) against s^2 over the
-    shells from 1/low_resolution to 1/resolution is -B/2 (|F(s)|^2 ~ exp(-B s^2 / 2))."""
-    if not (np.isfinite(resolution) and 0 < resolution < low_resolution):
-        raise InputError(
-            f"the Guinier fit needs a resolution below {low_resolution:g} Å, got {resolution!r}"
-        )
-    a = _array3(array).astype(np.float64)
-    power = np.abs(np.fft.rfftn(a - a.mean())) ** 2
-    s = frequency_magnitude(a.shape, voxel_size)
-    edges = np.linspace(1.0 / low_resolution, 1.0 / resolution, 13)
+def _guinier_fit(spectrum: np.ndarray, s: np.ndarray, resolution: float, low: float) -> float:
+    """B from the rfftn `spectrum` at frequencies `s`: the least-squares slope of ln <|F|^2> per
+    shell against s^2, 1/low to 1/resolution, is -B/2 (the DC term lies outside the range)."""
+    if not (np.isfinite(resolution) and 0 < resolution < low):
+        raise InputError(f"the Guinier fit needs a resolution below {low:g} Å, got {resolution!r}")
+    power = np.abs(spectrum) ** 2
+    edges = np.linspace(1.0 / low, 1.0 / resolution, 13)
     x, y = [], []
     for lo, hi in zip(edges[:-1], edges[1:]):
         shell = (s >= lo) & (s < hi)
@@ -116,8 +110,17 @@ def guinier_bfactor(
             y.append(np.log(p))
     if len(x) < 3:
         raise InputError("the map has too few Fourier shells between 10 Å and its resolution")
-    slope = np.polyfit(x, y, 1)[0]
-    return float(-2.0 * slope)
+    return float(-2.0 * np.polyfit(x, y, 1)[0])
+
+
+def guinier_bfactor(
+    array: np.ndarray, voxel_size, resolution: float, low_resolution: float = GUINIER_LOW
+) -> float:
+    """B (Å^2) of the map's fall-off: least-squares slope of ln <|F|^2>(s) against s^2 over the
+    shells from 1/low_resolution to 1/resolution is -B/2 (|F(s)|^2 ~ exp(-B s^2 / 2))."""
+    a = _array3(array).astype(np.float64)
+    s = frequency_magnitude(a.shape, voxel_size)
+    return _guinier_fit(np.fft.rfftn(a), s, resolution, low_resolution)
 
 
 def guinier_sharpen(
@@ -128,12 +131,13 @@ def guinier_sharpen(
     post-processing that most deposited cryo-EM maps have had."""
     if not (np.isfinite(scale) and scale >= 0):
         raise InputError(f"the sharpening scale must be a number >= 0, got {scale!r}")
-    b = guinier_bfactor(array, voxel_size, resolution)
     a = _array3(array).astype(np.float64)
     s = frequency_magnitude(a.shape, voxel_size)
+    spectrum = np.fft.rfftn(a)  # one transform: the fit and the filter share it
+    b = _guinier_fit(spectrum, s, resolution, GUINIER_LOW)
     # one kernel: exp(+B s^2/4) alone reaches ~1e4 at Nyquist for B ~ 450 (float32 loses the map)
     kernel = np.exp(scale * b * s**2 / 4.0) * lowpass_kernel(s, resolution, "cosine")
-    out = np.fft.irfftn(np.fft.rfftn(a) * kernel, s=a.shape)
+    out = np.fft.irfftn(spectrum * kernel, s=a.shape)
     kind = np.asarray(array).dtype
     return out.astype(kind if kind.kind == "f" else float), b
 

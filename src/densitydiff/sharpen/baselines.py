@@ -9,9 +9,9 @@
   the input's. CC and not FSC is the criterion because an FSC shell is blind to a radial
   scaling (within a shell exp(-B s^2/4) is nearly constant), so FSC-AUC hardly depends on B.
 - "guinier": truth-free global B sharpening, what a user can do with the map alone: B from a
-  Guinier fit of the map's own spectrum (`guinier_bfactor`: ln <|F|^2> per shell against s^2,
-  slope -B/2, between 10 Å and the input resolution), applied as exp(+B s^2/4) and low-passed
-  at the input resolution (the amplified shells beyond it hold noise).
+  Guinier fit of the map's own spectrum (`filters.guinier_bfactor`: ln <|F|^2> per shell against
+  s^2, slope -B/2, between 10 Å and the input resolution), applied as exp(+B s^2/4) and
+  low-passed at the input resolution (the amplified shells beyond it hold noise).
 - "oracle shell filter" (`shell_filter_oracle`, bench/realmap.py only): the per-shell real
   filter fitted to the truth, the highest CC_box any isotropic linear filter (B-factor,
   low-pass, FSC weighting) can reach: a ceiling to read the other rows against, not a method.
@@ -22,7 +22,6 @@ from __future__ import annotations
 import numpy as np
 
 from densitydiff.errors import InputError
-from densitydiff.filters import GUINIER_LOW, guinier_bfactor  # noqa: F401 (public here too)
 
 BASELINES = ("input", "bfactor", "lowpass")
 # B range searched (Å^2): sharpening (B < 0) down to -400, a little blurring up to +100.

@@ -174,8 +174,8 @@ def simulate_input(
         a, sharpening = postprocessed(inp.array, inp.voxel_size, resolution,
                                       knobs.postprocess_scale, rng)  # fmt: skip
         inp = inp.with_array(a.astype(np.float32))
-    info = {"b_factors": knobs.atomic_b, "global_b": b, "snr0": snr0}
-    return inp, {**info, "postprocess_b": sharpening}
+    return inp, {"b_factors": knobs.atomic_b, "global_b": b, "snr0": snr0,
+                 "postprocess_b": sharpening}  # fmt: skip
 
 
 def evaluate_structure(

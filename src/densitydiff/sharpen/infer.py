@@ -401,7 +401,7 @@ def blend_draws(
         if corner in plan.skipped:
             block = a * extract(z, corner, plan.tile, plan.fill, plan.periodic) + b
             for total in totals:
-                accumulate(total, block.astype(np.float32), plan.weight, corner, plan.periodic)
+                accumulate(total, block, plan.weight, corner, plan.periodic)
             if on_tiles is not None:
                 on_tiles(draws)
             continue
